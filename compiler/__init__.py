@@ -1,0 +1,3 @@
+"""lbc: a compiler from trained neural networks to firmware for very small machines."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,236 @@
+"""Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets."""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lbc import driver
+from lbc.errors import InternalError, LbcError
+
+
+def register(sub):
+    p = sub.add_parser("compile", help="compile a model for a target")
+    p.add_argument("model")
+    p.add_argument("--target", default="host", help="target name (see lbc targets)")
+    p.add_argument("--quant", help="weight dtype: int8, int4, int2, ternary, pentary (default: the target's)")
+    p.add_argument("-o", "--output", help="output folder (default: build/<model name>)")
+    p.add_argument("--calibration", help=".npy batch of float inputs used to choose activation scales")
+    p.add_argument("--input-shape", help="full input shape, e.g. 1,64 (needed for dynamic dimensions)")
+    p.add_argument("--granularity", choices=("channel", "tensor"), default="channel",
+                   help="weight scales per output channel (default) or per tensor")
+    p.add_argument("--passes", help="comma-separated pass list replacing the target's pipeline")
+    p.add_argument("--emit", choices=("firmware", "ir"), default="firmware",
+                   help="ir: print the final IR to stdout instead of writing an output folder")
+    p.add_argument("--dump-after", metavar="PASS", help="print the IR after this pass (or 'all')")
+    p.add_argument("--no-build", action="store_true", help="write sources only, do not run the toolchain")
+    _target_flags(p)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("inspect", help="ops, shapes, params, MACs and bytes per quantisation of a model")
+    p.add_argument("model")
+    p.add_argument("--input-shape")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("run", help="run a compiled folder on a batch of float inputs")
+    p.add_argument("dir")
+    p.add_argument("--input", required=True, help=".npy (or .npz with x) batch of float inputs (N, ...)")
+    p.add_argument("--output", help="write outputs to this .npy")
+    p.add_argument("--raw", action="store_true", help="write the raw integer outputs")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="compiled code against the reference interpreter on a data set")
+    p.add_argument("model")
+    p.add_argument("--target", default="host")
+    p.add_argument("--quant")
+    p.add_argument("--data", required=True, help=".npz with x (inputs) and optionally y (labels)")
+    p.add_argument("--calibration")
+    p.add_argument("--input-shape")
+    p.add_argument("--granularity", choices=("channel", "tensor"), default="channel")
+    _target_flags(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("passes", help="list the passes and each target's pipeline")
+    p.set_defaults(func=cmd_passes)
+    p = sub.add_parser("targets", help="list the targets with their budgets and default quantisation")
+    p.set_defaults(func=cmd_targets)
+
+
+def _target_flags(p):
+    p.add_argument("--flash", type=int, help="override the target's flash/ROM budget in bytes")
+    p.add_argument("--ram", type=int, help="override the target's RAM budget in bytes")
+
+
+def _target_options(args):
+    opts = {}
+    if getattr(args, "flash", None):
+        opts["flash_bytes"] = args.flash
+    if getattr(args, "ram", None):
+        opts["ram_bytes"] = args.ram
+    return opts
+
+
+def _passes(args):
+    return [p.strip() for p in args.passes.split(",") if p.strip()] if args.passes else None
+
+
+def _load_batch(path, what="input"):
+    p = Path(path)
+    if not p.exists():
+        raise LbcError(f"{what} file not found: {path}")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise LbcError(f"{path}: not a .npy/.npz file ({e})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        if "x" not in data.files:
+            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data.files)})")
+        return data["x"], (data["y"] if "y" in data.files else None)
+    return data, None
+
+
+def _print_table(report):
+    rows = report["layers"]
+    head = f"{'layer':<24} {'op':<14} {'params':>8} {'w bytes':>8} {'MACs':>9} {'act B':>7} {'zeros':>6}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        z = f"{r['zero_fraction']:.0%}" if r["zero_fraction"] is not None else "-"
+        print(f"{r['name'][:24]:<24} {r['op']:<14} {r['params']:>8} {r['weight_bytes']:>8} {r['macs']:>9} "
+              f"{r['activation_bytes']:>7} {z:>6}")
+    t = report["totals"]
+    print("-" * len(head))
+    print(f"{'total':<24} {'':<14} {t['params']:>8} {t['weight_bytes']:>8} {t['macs']:>9} "
+          f"{'arena ' + str(t['arena_bytes']) if t['arena_bytes'] is not None else '':>14}")
+
+
+def cmd_compile(args):
+    shape = driver.parse_shape(args.input_shape)
+    if args.emit == "ir" or args.dump_after:
+        def dump(name, g):
+            print(f"# IR after {name}")
+            print(driver.print_graph(g), end="")
+        c = driver.lower(args.model, args.target, args.quant, args.calibration, shape, _passes(args),
+                         args.granularity, args.dump_after, dump, _target_options(args))
+        for w in c.warnings:
+            print(f"lbc: warning: {w}", file=sys.stderr)
+        if args.emit == "ir":
+            if not args.dump_after:
+                print(driver.print_graph(c.graph), end="")
+            return 0
+    out = args.output or str(Path("build") / Path(args.model).stem)
+    c = driver.compile_model(args.model, out, args.target, args.quant, args.calibration, shape, _passes(args),
+                             args.granularity, build=not args.no_build, target_options=_target_options(args))
+    for w in c.warnings:
+        print(f"lbc: warning: {w}", file=sys.stderr)
+    print(f"compiled {args.model} for {c.target.name} ({c.quant} weights) -> {out}")
+    _print_table(c.report)
+    for line in c.target.summary(c.report) if hasattr(c.target, "summary") else []:
+        print(line)
+    return 0
+
+
+def cmd_inspect(args):
+    from lbc.frontends import load_model
+    from lbc.backends.base import packed_row_bytes
+    from lbc.ir.dtypes import QUANT_DTYPES
+    from lbc.ir.ops import OPS, macs
+    g = load_model(args.model, driver.parse_shape(args.input_shape))
+    print(f"model {g.name}: input {g.inputs[0]} {list(g.types[g.inputs[0]].shape)}, "
+          f"output {', '.join(f'{o} {list(g.types[o].shape)}' for o in g.outputs)}")
+    head = f"{'node':<24} {'op':<14} {'output shape':<18} {'params':>8} {'MACs':>9}"
+    print(head)
+    print("-" * len(head))
+    tot_p = tot_m = 0
+    wbytes = {q: 0 for q in QUANT_DTYPES}
+    fbytes = 0
+    for n in g.nodes:
+        params = sum(g.consts[i].size for i in n.inputs if i in g.consts)
+        mac = macs(n, [g.types[i].shape for i in n.inputs], [g.types[o].shape for o in n.outputs])
+        tot_p += params
+        tot_m += mac
+        fbytes += params * 4
+        if 1 in OPS[n.op].weights and len(n.inputs) > 1:
+            w = g.consts[n.inputs[1]]
+            for q, dt in QUANT_DTYPES.items():
+                wbytes[q] += packed_row_bytes(dt.name, int(np.prod(w.shape[1:]))) * w.shape[0]
+        print(f"{n.name[:24]:<24} {n.op:<14} {str(list(g.types[n.outputs[0]].shape)):<18} {params:>8} {mac:>9}")
+    print("-" * len(head))
+    print(f"{'total':<24} {'':<14} {'':<18} {tot_p:>8} {tot_m:>9}")
+    print(f"weight bytes: f32 {fbytes}, " + ", ".join(f"{q} {b}" for q, b in wbytes.items())
+          + " (weights packed per row, biases and scales not included)")
+    return 0
+
+
+def cmd_run(args):
+    x, _ = _load_batch(args.input)
+    y, yq, stats = driver.run_compiled(args.dir, x, raw=args.raw)
+    out = yq if args.raw else y
+    if args.output:
+        np.save(args.output, out)
+    print(f"ran {len(x)} sample(s) on {driver.read_manifest(args.dir)['target']}: output {list(out.shape)}"
+          + (f" -> {args.output}" if args.output else ""))
+    for k, v in stats.items():
+        if not isinstance(v, (list, dict)):
+            print(f"  {k}: {v}")
+    if not args.output:
+        flat = out.reshape(len(out), -1)
+        for i, row in enumerate(flat[:8]):
+            print(f"  [{i}] " + " ".join(f"{v:.4g}" if out.dtype.kind == "f" else str(v) for v in row[:16]))
+    return 0
+
+
+def cmd_verify(args):
+    from lbc.ir.interpreter import run as interpret
+    from lbc.ir.quant import quantize_input
+    x, labels = _load_batch(args.data, "data")
+    with tempfile.TemporaryDirectory(prefix="lbc-verify-") as tmp:
+        c = driver.compile_model(args.model, Path(tmp) / "out", args.target, args.quant, args.calibration,
+                                 driver.parse_shape(args.input_shape), granularity=args.granularity,
+                                 target_options=_target_options(args))
+        x = driver.check_batch(x, c.graph, f"data {args.data}")
+        _, yq, stats = driver.run_compiled(c.outdir, x, raw=True)
+    ref = interpret(c.graph, quantize_input(x, c.graph.types[c.graph.inputs[0]].exp))[0]
+    same = np.all(yq.reshape(len(x), -1) == ref.reshape(len(x), -1), axis=1)
+    print(f"{args.target} ({c.quant}): {int(same.sum())}/{len(x)} outputs identical to the reference interpreter")
+    if labels is not None:
+        pred = yq.reshape(len(x), -1)
+        pred = pred[:, 0] if pred.shape[1] == 1 and c.graph.types[c.graph.outputs[0]].dtype.name == "i32" \
+            else pred.argmax(axis=1)
+        fpred = interpret(c.float_graph, x)[0].reshape(len(x), -1).argmax(axis=1)
+        print(f"accuracy: compiled {np.mean(pred == labels):.4f}, float model {np.mean(fpred == labels):.4f} "
+              f"({len(x)} samples)")
+    for k, v in stats.items():
+        if not isinstance(v, (list, dict)):
+            print(f"  {k}: {v}")
+    if not same.all():
+        raise InternalError(f"{int((~same).sum())} outputs differ from the reference interpreter: a backend bug")
+    return 0
+
+
+def cmd_passes(args):
+    from lbc.backends import available_targets, get_target
+    from lbc.passes import all_passes
+    for name, cls in all_passes().items():
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n")[0]
+        print(f"{name:<18} {doc.split(': ', 1)[-1]}")
+    print("\npipelines ({quant} is the --quant choice):")
+    for t in available_targets():
+        print(f"  {t:<8} " + ", ".join(get_target(t).pipeline("{quant}")))
+    return 0
+
+
+def cmd_targets(args):
+    from lbc.backends import available_targets, get_target
+    for name in available_targets():
+        t = get_target(name)
+        budget = []
+        if t.flash_bytes:
+            budget.append(f"flash {t.flash_bytes} B")
+        if t.ram_bytes:
+            budget.append(f"RAM {t.ram_bytes} B")
+        print(f"{name:<8} {t.description}")
+        print(f"{'':<8} quant: {', '.join(t.quants)} (default {t.default_quant})"
+              + (f"; {', '.join(budget)}" if budget else ""))
+    return 0

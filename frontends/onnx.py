@@ -1,0 +1,465 @@
+"""ONNX frontend: an .onnx file -> float lbc graph.
+
+Every node is mapped to IR ops; constant sub-graphs (Shape/Gather/Concat chains that exporters emit
+for reshapes, transposes of weights, Q/DQ of weights) are evaluated at import. Unsupported ops are
+collected over the whole model and reported at once with their node names.
+"""
+
+import numpy as np
+
+from lbc.errors import ModelError, UnsupportedOpError
+from lbc.ir.dtypes import F32, I32
+from lbc.ir.graph import Graph, Node, TensorType
+from lbc.ir.ops import OPS
+
+
+def _attrs(node):
+    import onnx
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _decode(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def read_onnx(path):
+    """Parse and check an ONNX file; user-facing errors for anything unreadable."""
+    import onnx
+    from google.protobuf.message import DecodeError
+    data = path.read_bytes()
+    if not data:
+        raise ModelError(f"{path}: empty file, not an ONNX model")
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelError(f"{path}: not a valid ONNX model (cannot parse the protobuf: {e}); "
+                         f"is the file truncated or of another format?") from None
+    if not model.graph.node and not model.graph.input:
+        raise ModelError(f"{path}: not a valid ONNX model (no graph); is the file truncated or of another format?")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise ModelError(f"{path}: invalid ONNX model: {str(e).splitlines()[0]}") from None
+    return model
+
+
+def opset_of(model):
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+class _Importer:
+    def __init__(self, model, path, input_shape):
+        from onnx import numpy_helper
+        self.model, self.path = model, path
+        self.opset = opset_of(model)
+        g = model.graph
+        self.g = Graph(_decode(g.name) or path.stem, [], [], [], {})
+        self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
+        self.exp_hints = {}
+        init_names = set(self.consts)
+        real_inputs = [i for i in g.input if i.name not in init_names]
+        if len(real_inputs) != 1:
+            raise ModelError(f"{path}: lbc compiles models with exactly one input, this one has "
+                             f"{len(real_inputs)} ({', '.join(i.name for i in real_inputs)})")
+        inp = real_inputs[0]
+        self.g.inputs.append(inp.name)
+        self.g.types[inp.name] = TensorType(F32, self._input_shape(inp, input_shape))
+        self.node_count = 0
+
+    def _input_shape(self, inp, override):
+        dims = inp.type.tensor_type.shape.dim
+        if override is not None:
+            shape = tuple(int(d) for d in override)
+            if len(shape) != len(dims):
+                raise ModelError(f"--input-shape {','.join(map(str, shape))} has {len(shape)} dims, "
+                                 f"input {inp.name!r} has {len(dims)}")
+            return shape
+        shape = []
+        for i, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                shape.append(int(d.dim_value))
+            elif i == 0:
+                shape.append(1)  # the batch dimension: lbc compiles one sample per call
+            else:
+                raise ModelError(f"{self.path}: input {inp.name!r} has a dynamic dimension {i} "
+                                 f"({d.dim_param or '?'}); give the full shape with --input-shape, e.g. "
+                                 f"--input-shape 1,{','.join('N' for _ in dims[1:])}")
+        if not shape:
+            raise ModelError(f"{self.path}: input {inp.name!r} has no shape; give it with --input-shape")
+        return tuple(shape)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def name(self, t):
+        return self.alias.get(t, t)
+
+    def const(self, t):
+        t = self.name(t)
+        return self.consts.get(t)
+
+    def is_const(self, t):
+        return t == "" or self.name(t) in self.consts
+
+    def shape(self, t):
+        t = self.name(t)
+        if t in self.consts:
+            return tuple(self.consts[t].shape)
+        return tuple(self.g.types[t].shape)
+
+    def add_const(self, base, arr):
+        name = self.g.fresh_name(base)
+        self.g.add_const(name, np.asarray(arr, dtype=np.float32), F32)
+        return name
+
+    def ir_input(self, t):
+        """IR name of an ONNX tensor; constants are materialised in the graph on first use."""
+        t = self.name(t)
+        if t in self.consts and t not in self.g.consts:
+            self.g.add_const(t, self.consts[t].astype(np.float32), F32)
+        return t
+
+    def emit(self, op, node_name, inputs, output, attrs=None, dtype=F32):
+        d = OPS[op]
+        n = Node(op, node_name, [self.ir_input(i) for i in inputs], [output], dict(attrs or {}))
+        shapes = [self.g.types[i].shape for i in n.inputs]
+        try:
+            (shape,) = d.infer(n, shapes, self.g)
+        except ValueError as e:
+            raise ModelError(f"{self.path}: node {node_name!r}: {e}") from None
+        self.g.types[output] = TensorType(dtype, tuple(int(s) for s in shape))
+        self.g.nodes.append(n)
+        return output
+
+    # -- the walk --------------------------------------------------------------------------------
+    def run(self):
+        unsupported = {}
+        for i, node in enumerate(self.model.graph.node):
+            why = self.unsupported_reason(node)
+            if why:
+                unsupported.setdefault(why, []).append(node.name or f"#{i}")
+        if unsupported:
+            parts = [f"{what} (nodes: {', '.join(names)})" for what, names in sorted(unsupported.items())]
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): " + "; ".join(parts))
+        for i, node in enumerate(self.model.graph.node):
+            self.convert(node, node.name or f"{node.op_type.lower()}_{i}")
+        for o in self.model.graph.output:
+            t = self.name(o.name)
+            if t in self.consts:
+                raise ModelError(f"{self.path}: output {o.name!r} is a constant; nothing to compile")
+            self.g.outputs.append(t)
+        if self.exp_hints:
+            self.g.meta["exp_hints"] = dict(sorted(self.exp_hints.items()))
+        return self.g.prune()
+
+    SUPPORTED = {"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
+                 "Flatten", "Reshape", "Transpose", "Identity", "Dropout", "Softmax", "ArgMax", "Conv", "MaxPool",
+                 "AveragePool", "GlobalAveragePool", "BatchNormalization", "Pad", "Concat", "QuantizeLinear",
+                 "DequantizeLinear", "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Cast"}
+    CONST_ONLY = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast"}
+
+    def unsupported_reason(self, node):
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            return f"{node.domain}.{op}"
+        if op not in self.SUPPORTED:
+            return op
+        a = _attrs(node)
+        if op in ("MaxPool", "AveragePool") and a.get("ceil_mode", 0):
+            return f"{op} with ceil_mode=1"
+        if op in ("MaxPool", "AveragePool", "Conv") and len(a.get("kernel_shape", (1, 1))) != 2:
+            return f"{op} that is not 2-d"
+        if op == "Pad" and _decode(a.get("mode", "constant")) != "constant":
+            return f"Pad mode {_decode(a['mode'])}"
+        if op == "Gemm" and a.get("transA", 0):
+            return "Gemm with transA=1"
+        if op == "ArgMax" and a.get("select_last_index", 0):
+            return "ArgMax with select_last_index=1"
+        if op == "MaxPool" and len(node.output) > 1 and node.output[1]:
+            return "MaxPool with an indices output"
+        return None
+
+    def convert(self, node, nname):
+        op, ins, out = node.op_type, list(node.input), node.output[0]
+        a = _attrs(node)
+        getattr(self, "op_" + op)(node, nname, ins, out, a)
+
+    def fold(self, out, value):
+        self.consts[out] = np.asarray(value)
+
+    def need_const(self, node, nname, t, what):
+        v = self.const(t)
+        if v is None:
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): "
+                                     f"{node.op_type} with a non-constant {what} (nodes: {nname})")
+        return v
+
+    # -- op converters ---------------------------------------------------------------------------
+    def op_Constant(self, node, nname, ins, out, a):
+        from onnx import numpy_helper
+        if "value" in a:
+            self.fold(out, numpy_helper.to_array(a["value"]))
+        elif "value_float" in a or "value_int" in a:
+            self.fold(out, np.array(a.get("value_float", a.get("value_int"))))
+        elif "value_floats" in a or "value_ints" in a:
+            self.fold(out, np.array(a.get("value_floats", a.get("value_ints"))))
+        else:
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): Constant of "
+                                     f"kind {sorted(a)} (nodes: {nname})")
+
+    def _const_only(self, node, nname, ins):
+        if not all(self.is_const(i) for i in ins if i):
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): {node.op_type} on a "
+                                     f"computed tensor (nodes: {nname})")
+
+    def op_Shape(self, node, nname, ins, out, a):
+        self.fold(out, np.array(self.shape(ins[0]), dtype=np.int64))
+
+    def op_Gather(self, node, nname, ins, out, a):
+        self._const_only(node, nname, ins)
+        self.fold(out, np.take(self.const(ins[0]), self.const(ins[1]), axis=a.get("axis", 0)))
+
+    def op_Unsqueeze(self, node, nname, ins, out, a):
+        self._const_only(node, nname, ins)
+        axes = a.get("axes") if "axes" in a else self.const(ins[1]).tolist()
+        v = self.const(ins[0])
+        for ax in sorted(int(x) % (v.ndim + len(axes)) for x in axes):
+            v = np.expand_dims(v, ax)
+        self.fold(out, v)
+
+    def op_Squeeze(self, node, nname, ins, out, a):
+        self._const_only(node, nname, ins)
+        axes = a.get("axes") if "axes" in a else (self.const(ins[1]).tolist() if len(ins) > 1 and ins[1] else None)
+        self.fold(out, np.squeeze(self.const(ins[0]), axis=tuple(axes) if axes is not None else None))
+
+    def op_Cast(self, node, nname, ins, out, a):
+        from onnx import helper
+        if self.is_const(ins[0]):
+            self.fold(out, self.const(ins[0]).astype(helper.tensor_dtype_to_np_dtype(a["to"])))
+        else:
+            self.alias[out] = self.name(ins[0])  # float -> float casts are the only ones a float model has
+
+    def op_Identity(self, node, nname, ins, out, a):
+        if self.is_const(ins[0]):
+            self.fold(out, self.const(ins[0]))
+        else:
+            self.alias[out] = self.name(ins[0])
+
+    op_Dropout = op_Identity
+
+    def op_QuantizeLinear(self, node, nname, ins, out, a):
+        scale = self.need_const(node, nname, ins[1], "scale")
+        if self.is_const(ins[0]):
+            zp = self.const(ins[2]) if len(ins) > 2 and ins[2] else np.zeros((), np.uint8)
+            q = np.round(self.const(ins[0]) / scale) + zp
+            info = np.iinfo(zp.dtype)
+            self.fold(out, np.clip(q, info.min, info.max).astype(zp.dtype))
+            return
+        src = self.name(ins[0])
+        self.alias[out] = src  # Q/DQ pairs on activations are annotations: keep the float value
+        if scale.size == 1 and float(scale) > 0:
+            e = -np.log2(float(scale))
+            if abs(e - round(e)) < 1e-9:
+                self.exp_hints[src] = int(round(e))
+
+    def op_DequantizeLinear(self, node, nname, ins, out, a):
+        scale = self.need_const(node, nname, ins[1], "scale")
+        if self.is_const(ins[0]):
+            q = self.const(ins[0]).astype(np.float64)
+            zp = self.const(ins[2]).astype(np.float64) if len(ins) > 2 and ins[2] else 0.0
+            axis = a.get("axis", 1)
+            if np.ndim(scale) == 1 and q.ndim > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale = scale.reshape(shape)
+                zp = np.reshape(zp, shape) if np.ndim(zp) else zp
+            self.fold(out, ((q - zp) * scale).astype(np.float32))
+        else:
+            self.alias[out] = self.name(ins[0])
+
+    def op_Gemm(self, node, nname, ins, out, a):
+        w = self.need_const(node, nname, ins[1], "weight B").astype(np.float64)
+        if not a.get("transB", 0):
+            w = w.T
+        w = w * a.get("alpha", 1.0)
+        inputs = [ins[0], self.add_const(f"{nname}.weight", w)]
+        if len(ins) > 2 and ins[2]:
+            c = self.need_const(node, nname, ins[2], "bias C").astype(np.float64) * a.get("beta", 1.0)
+            inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
+        self.emit("dense", nname, inputs, out)
+
+    def op_MatMul(self, node, nname, ins, out, a):
+        w = self.need_const(node, nname, ins[1], "right operand")
+        if w.ndim != 2:
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): MatMul with a "
+                                     f"{w.ndim}-d weight (nodes: {nname})")
+        self.emit("dense", nname, [ins[0], self.add_const(f"{nname}.weight", w.T)], out)
+
+    def _binary(self, node, nname, ins, out, op, fn):
+        if self.is_const(ins[0]) and self.is_const(ins[1]):
+            self.fold(out, fn(self.const(ins[0]), self.const(ins[1])))
+            return
+        x, y = ins
+        if self.is_const(x):
+            x, y = y, x
+        if self.is_const(y):
+            y = self.add_const(f"{nname}.const", self.const(y).astype(np.float32))
+        self.emit(op, nname, [x, y], out)
+
+    def op_Add(self, node, nname, ins, out, a):
+        self._binary(node, nname, ins, out, "add", np.add)
+
+    def op_Mul(self, node, nname, ins, out, a):
+        self._binary(node, nname, ins, out, "mul", np.multiply)
+
+    def op_Sub(self, node, nname, ins, out, a):
+        if self.is_const(ins[0]) and self.is_const(ins[1]):
+            self.fold(out, self.const(ins[0]) - self.const(ins[1]))
+        elif self.is_const(ins[1]):
+            self.emit("add", nname, [ins[0], self.add_const(f"{nname}.const", -self.const(ins[1]))], out)
+        else:
+            neg = self.g.fresh_name(f"{nname}.neg")
+            src = ins[1]
+            self.emit("mul", f"{nname}.negate", [src, self.add_const(f"{nname}.minus1", np.float32(-1))], neg)
+            self.emit("add", nname, [ins[0], neg], out)
+
+    def op_Div(self, node, nname, ins, out, a):
+        if self.is_const(ins[0]) and self.is_const(ins[1]):
+            self.fold(out, self.const(ins[0]) / self.const(ins[1]))
+            return
+        d = self.need_const(node, nname, ins[1], "divisor")
+        self.emit("mul", nname, [ins[0], self.add_const(f"{nname}.recip", 1.0 / d.astype(np.float64))], out)
+
+    def op_Relu(self, node, nname, ins, out, a):
+        self.emit("relu", nname, ins, out)
+
+    def op_LeakyRelu(self, node, nname, ins, out, a):
+        self.emit("leaky_relu", nname, ins, out, {"alpha": float(a.get("alpha", 0.01))})
+
+    def op_Sigmoid(self, node, nname, ins, out, a):
+        self.emit("sigmoid", nname, ins, out)
+
+    def op_Tanh(self, node, nname, ins, out, a):
+        self.emit("tanh", nname, ins, out)
+
+    def op_Clip(self, node, nname, ins, out, a):
+        lo, hi = a.get("min", float("-inf")), a.get("max", float("inf"))
+        if len(ins) > 1 and ins[1]:
+            lo = float(self.need_const(node, nname, ins[1], "min"))
+        if len(ins) > 2 and ins[2]:
+            hi = float(self.need_const(node, nname, ins[2], "max"))
+        self.emit("clip", nname, ins[:1], out, {"min": float(lo), "max": float(hi)})
+
+    def op_Flatten(self, node, nname, ins, out, a):
+        s = self.shape(ins[0])
+        ax = a.get("axis", 1) % max(len(s), 1)
+        new = (int(np.prod(s[:ax])), int(np.prod(s[ax:])))
+        self._reshape(nname, ins[0], out, new)
+
+    def _reshape(self, nname, src, out, new):
+        if self.is_const(src):
+            self.fold(out, self.const(src).reshape(new))
+        else:
+            self.emit("reshape", nname, [src], out, {"shape": tuple(int(d) for d in new)})
+
+    def op_Reshape(self, node, nname, ins, out, a):
+        s = self.shape(ins[0])
+        target = [int(d) for d in self.need_const(node, nname, ins[1], "shape")]
+        if not a.get("allowzero", 0):
+            target = [s[i] if d == 0 else d for i, d in enumerate(target)]
+        if -1 in target:
+            known = int(np.prod([d for d in target if d != -1]))
+            target[target.index(-1)] = int(np.prod(s)) // max(known, 1)
+        self._reshape(nname, ins[0], out, tuple(target))
+
+    def op_Transpose(self, node, nname, ins, out, a):
+        s = self.shape(ins[0])
+        perm = tuple(int(p) for p in a.get("perm", range(len(s) - 1, -1, -1)))
+        if self.is_const(ins[0]):
+            self.fold(out, np.transpose(self.const(ins[0]), perm))
+        elif perm == tuple(range(len(s))):
+            self.alias[out] = self.name(ins[0])
+        else:
+            self.emit("transpose", nname, ins, out, {"perm": perm})
+
+    def op_Concat(self, node, nname, ins, out, a):
+        if all(self.is_const(i) for i in ins):
+            self.fold(out, np.concatenate([self.const(i) for i in ins], axis=a["axis"]))
+            return
+        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
+        rank = len(self.shape(ins[0]))
+        self.emit("concat", nname, inputs, out, {"axis": int(a["axis"]) % rank})
+
+    def op_Softmax(self, node, nname, ins, out, a):
+        rank = len(self.shape(ins[0]))
+        default = -1 if self.opset >= 13 else 1
+        self.emit("softmax", nname, ins, out, {"axis": int(a.get("axis", default)) % rank})
+
+    def op_ArgMax(self, node, nname, ins, out, a):
+        rank = len(self.shape(ins[0]))
+        self.emit("argmax", nname, ins, out, {"axis": int(a.get("axis", 0)) % rank,
+                                              "keepdims": int(a.get("keepdims", 1))}, dtype=I32)
+
+    def _window_attrs(self, node, nname, ins, a, kernel):
+        s = self.shape(ins[0])
+        strides = tuple(a.get("strides", (1, 1)))
+        dil = tuple(a.get("dilations", (1, 1)))
+        auto = _decode(a.get("auto_pad", "NOTSET"))
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = []
+            for i in range(2):
+                o = -(-s[2 + i] // strides[i])
+                total = max(0, (o - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - s[2 + i])
+                small = total // 2
+                pads.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+            p = (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+        elif auto == "VALID":
+            p = (0, 0, 0, 0)
+        else:
+            p = tuple(a.get("pads", (0, 0, 0, 0)))
+        return {"strides": strides, "pads": tuple(int(v) for v in p)}, dil
+
+    def op_Conv(self, node, nname, ins, out, a):
+        w = self.need_const(node, nname, ins[1], "weight")
+        attrs, dil = self._window_attrs(node, nname, ins, a, w.shape[2:])
+        attrs.update(dilations=dil, group=int(a.get("group", 1)))
+        inputs = [ins[0], ins[1]] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
+        self.emit("conv2d", nname, inputs, out, attrs)
+
+    def op_MaxPool(self, node, nname, ins, out, a):
+        k = tuple(a["kernel_shape"])
+        attrs, dil = self._window_attrs(node, nname, ins, a, k)
+        if dil != (1, 1):
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): MaxPool with "
+                                     f"dilations (nodes: {nname})")
+        self.emit("maxpool", nname, ins[:1], out, {"kernel": k, **attrs})
+
+    def op_AveragePool(self, node, nname, ins, out, a):
+        k = tuple(a["kernel_shape"])
+        attrs, _ = self._window_attrs(node, nname, ins, a, k)
+        self.emit("avgpool", nname, ins[:1], out,
+                  {"kernel": k, **attrs, "count_include_pad": int(a.get("count_include_pad", 0))})
+
+    def op_GlobalAveragePool(self, node, nname, ins, out, a):
+        self.emit("global_avgpool", nname, ins, out)
+
+    def op_BatchNormalization(self, node, nname, ins, out, a):
+        for i, what in zip(ins[1:5], ("scale", "bias", "mean", "var")):
+            self.need_const(node, nname, i, what)
+        self.emit("batchnorm", nname, ins[:5], out, {"epsilon": float(a.get("epsilon", 1e-5))})
+
+    def op_Pad(self, node, nname, ins, out, a):
+        pads = a.get("pads")
+        if pads is None:
+            pads = self.need_const(node, nname, ins[1], "pads").tolist()
+        value = float(a.get("value", 0.0))
+        if len(ins) > 2 and ins[2]:
+            value = float(self.need_const(node, nname, ins[2], "constant_value"))
+        if len(ins) > 3 and ins[3]:
+            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): Pad with axes "
+                                     f"(nodes: {nname})")
+        self.emit("pad", nname, ins[:1], out, {"pads": tuple(int(p) for p in pads), "value": value})
+
+
+def load_onnx(path, input_shape=None):
+    model = read_onnx(path)
+    return _Importer(model, path, input_shape).run()

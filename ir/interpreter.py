@@ -1,0 +1,32 @@
+"""The numpy reference interpreter. For integer nodes it *defines* lbc's integer semantics; every
+backend is tested against it bit for bit."""
+
+import numpy as np
+
+from lbc.ir.ops import OPS
+
+
+def run(graph, x, return_all=False):
+    """Evaluate `graph` on a batch. `x` is an array for the single input (or a dict name -> array).
+
+    Integer graphs take the already-quantised int8 input. Returns the list of outputs (or every
+    tensor by name with `return_all`)."""
+    env = dict(graph.consts)
+    if isinstance(x, dict):
+        env.update(x)
+    else:
+        (name,) = graph.inputs
+        env[name] = x
+    for name in graph.inputs:
+        t = graph.types[name]
+        env[name] = np.asarray(env[name], dtype=t.dtype.numpy)
+    for node in graph.nodes:
+        d = OPS[node.op]
+        args = [env[i] for i in node.inputs]
+        integer = not graph.types[node.outputs[0]].dtype.is_float and not d.layout and node.op != "argmax"
+        if integer and d.int_fn is None:
+            raise ValueError(f"{node.op} node {node.name!r} has no integer form; quantisation should have removed it")
+        fn = d.int_fn if integer else d.float_fn
+        for name, val in zip(node.outputs, fn(node, args)):
+            env[name] = val
+    return env if return_all else [env[o] for o in graph.outputs]

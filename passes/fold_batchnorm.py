@@ -1,0 +1,52 @@
+"""fold-batchnorm: fold each batchnorm into the dense/conv that produces its input; a batchnorm with
+no such producer becomes a per-channel multiply and add.
+
+Expects a float graph. Guarantees no batchnorm node remains."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lbc.ir.dtypes import F32
+from lbc.ir.graph import Node, TensorType
+
+
+@dataclass(frozen=True)
+class FoldBatchnorm:
+    def run(self, graph, ctx):
+        g = graph.copy()
+        for n in [n for n in g.nodes if n.op == "batchnorm"]:
+            users = g.consumers()
+            prod = g.producers()
+            s, b, mu, var = (g.consts[i].astype(np.float64) for i in n.inputs[1:5])
+            scale = s / np.sqrt(var + n.attr("epsilon"))
+            shift = b - mu * scale
+            p = prod.get(n.inputs[0])
+            foldable = (p is not None and p.op in ("dense", "conv2d") and p.attr("act") == "none"
+                        and len(users[p.outputs[0]]) == 1 and p.outputs[0] not in g.outputs
+                        and (p.op == "conv2d" or len(g.types[p.outputs[0]].shape) == 2))
+            if foldable:
+                w = g.consts[p.inputs[1]].astype(np.float64)
+                bias = g.consts[p.inputs[2]].astype(np.float64) if len(p.inputs) > 2 else np.zeros(w.shape[0])
+                w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+                bias = bias * scale + shift
+                wn = g.add_const(g.fresh_name(p.inputs[1]), w, F32)
+                bn = g.add_const(g.fresh_name(f"{p.name}.bias"), bias, F32)
+                p.inputs = [p.inputs[0], wn, bn]
+                del g.types[p.outputs[0]]
+                p.outputs = [n.outputs[0]]
+                g.nodes.remove(n)
+                continue
+            rank = len(g.types[n.inputs[0]].shape)
+            shape = (-1,) + (1,) * (rank - 2)
+            sc = g.add_const(g.fresh_name(f"{n.name}.scale"), scale.reshape(shape), F32)
+            sh = g.add_const(g.fresh_name(f"{n.name}.shift"), shift.reshape(shape), F32)
+            mid = g.fresh_name(f"{n.name}.scaled")
+            g.types[mid] = TensorType(F32, g.types[n.outputs[0]].shape)
+            i = g.nodes.index(n)
+            g.nodes[i:i + 1] = [Node("mul", f"{n.name}.mul", [n.inputs[0], sc], [mid]),
+                                Node("add", f"{n.name}.add", [mid, sh], list(n.outputs))]
+        return g.prune()
+
+
+PASS = FoldBatchnorm

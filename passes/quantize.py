@@ -1,0 +1,255 @@
+"""The quantisation rule shared by the quantize-<dtype> passes (and by `lbc.qat`).
+
+Weights: per output channel (or per tensor) scale s chosen from a fixed grid to minimise the squared
+error of w ~ s * clamp(round(w / s), lo, hi); the integer weights are stored with the dtype's value set.
+Activations: int8 at power-of-two scales 2**-exp, exp = floor(log2(127 / max|x|)) over the calibration
+data (or a Q/DQ hint from the model). Bias: round(b / (s_x * s_w)) as i32. Each layer then requantises
+with m * 2**-k ~ s_x * s_w / s_y (see `lbc.ir.quant`).
+
+Expects a float graph after fold-batchnorm and fuse-activation. Guarantees an integer graph that
+passes the verifier (accumulators proven to fit 32 bits); a softmax at the output is removed and
+recorded in meta["output_softmax"] so runners apply it to the dequantised output.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lbc.errors import LbcError
+from lbc.ir.dtypes import I8, I32, QUANT_DTYPES
+from lbc.ir.graph import TensorType
+from lbc.ir.interpreter import run as interpret
+from lbc.ir.quant import choose_multiplier
+
+EXP_MIN, EXP_MAX = -16, 24
+GRID = np.linspace(0.2, 1.2, 51)
+DEFAULT_CALIBRATION = "256 samples drawn uniformly from [-1, 1] (seed 0)"
+
+
+def round_half_up(x):
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5)
+
+
+def weight_scales(w, dt, per_channel=True):
+    """Scale per output channel (axis 0), or one for the tensor, for weights of dtype `dt`."""
+    w = np.asarray(w, dtype=np.float64)
+    rows = w.reshape(w.shape[0], -1) if per_channel else w.reshape(1, -1)
+    qmax = max(-dt.lo, dt.hi)
+    amax = np.abs(rows).max(axis=1)
+    amax = np.where(amax > 0, amax, 1.0)
+    best_s, best_err = None, None
+    for f in GRID:
+        s = amax * f / qmax
+        q = np.clip(round_half_up(rows / s[:, None]), dt.lo, dt.hi)
+        err = ((q * s[:, None] - rows) ** 2).sum(axis=1)
+        if best_s is None:
+            best_s, best_err = s.copy(), err
+        else:
+            better = err < best_err
+            best_s[better], best_err[better] = s[better], err[better]
+    return best_s
+
+
+def quantize_weights(w, dt, per_channel=True):
+    """(integer weights, per-row scales) for float weights w with output channels on axis 0."""
+    s = weight_scales(w, dt, per_channel)
+    s_rows = np.broadcast_to(s, (w.shape[0],)) if s.size == 1 else s
+    q = np.clip(round_half_up(w / s_rows.reshape((-1,) + (1,) * (w.ndim - 1))), dt.lo, dt.hi)
+    return q.astype(np.int8), np.asarray(s_rows, dtype=np.float64)
+
+
+def activation_exp(maxabs):
+    if not np.isfinite(maxabs) or maxabs <= 0:
+        return 7
+    return int(np.clip(np.floor(np.log2(127.0 / maxabs)), EXP_MIN, EXP_MAX))
+
+
+def calibrate(graph, data):
+    """exp for every activation tensor of a float graph from calibration inputs."""
+    env = interpret(graph, data.astype(np.float32), return_all=True)
+    hints = graph.meta.get("exp_hints", {})
+    exps = {}
+    for name in graph.activation_tensors():
+        if graph.types[name].dtype.is_float:
+            exps[name] = hints.get(name, activation_exp(float(np.abs(env[name]).max(initial=0.0))))
+    return exps
+
+
+def default_calibration(graph):
+    shape = (256,) + tuple(graph.types[graph.inputs[0]].shape[1:])
+    return np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Quantize:
+    weight_dtype: str = "int8"
+
+    def run(self, graph, ctx):
+        dt = QUANT_DTYPES[self.weight_dtype]
+        g = graph.copy()
+        _strip_output_softmax(g)
+        bad = sorted({f"{n.op} ({n.name})" for n in g.nodes if n.op in ("softmax", "batchnorm")})
+        if bad:
+            raise LbcError(f"cannot quantise {', '.join(bad)}: softmax is only supported as the last op, "
+                           f"batchnorm must be folded first (run fold-batchnorm)")
+        data = ctx.calibration
+        if data is None:
+            ctx.warn(f"no --calibration data: activation scales are calibrated on {DEFAULT_CALIBRATION}; "
+                     f"pass real inputs for better accuracy")
+            data = default_calibration(g)
+        exps = calibrate(g, data)
+        per_channel = ctx.granularity == "channel"
+        q = _Quantizer(g, dt, exps, per_channel)
+        for n in list(g.nodes):
+            q.node(n)
+        for name in g.activation_tensors():
+            t = g.types[name]
+            if t.dtype.is_float:
+                g.types[name] = TensorType(I8, t.shape, q.exps[name])
+        g.meta.update(quant=self.weight_dtype, granularity=ctx.granularity,
+                      input_exp=q.exps[g.inputs[0]],
+                      output_exps=[g.types[o].exp for o in g.outputs])
+        return g.prune()
+
+
+def _strip_output_softmax(g):
+    prod = g.producers()
+    for i, o in enumerate(g.outputs):
+        p = prod.get(o)
+        if p is not None and p.op == "softmax":
+            g.outputs[i] = p.inputs[0]
+            g.meta["output_softmax"] = {"axis": int(p.attr("axis"))}
+            g.nodes.remove(p)
+
+
+class _Quantizer:
+    def __init__(self, g, dt, exps, per_channel):
+        self.g, self.dt, self.exps, self.per_channel = g, dt, exps, per_channel
+
+    def e(self, name):
+        return self.exps[name]
+
+    def node(self, n):
+        getattr(self, "q_" + n.op, self.q_same_exp)(n)
+
+    # ops whose output keeps the input scale
+    def q_same_exp(self, n):
+        self.exps[n.outputs[0]] = self.e(n.inputs[0])
+
+    def q_pad(self, n):
+        self.q_same_exp(n)
+        n.attrs["qvalue"] = int(np.clip(round_half_up(n.attr("value") * 2.0**self.e(n.inputs[0])), -128, 127))
+
+    def q_clip(self, n):
+        self.q_same_exp(n)
+        e = self.e(n.inputs[0])
+        n.attrs["lo"] = int(np.clip(round_half_up(n.attr("min") * 2.0**e), -128, 127))
+        n.attrs["hi"] = int(np.clip(round_half_up(n.attr("max") * 2.0**e), -128, 127))
+
+    def q_leaky_relu(self, n):
+        self.q_same_exp(n)
+        m, k = choose_multiplier(n.attr("alpha"), 128)
+        n.attrs.update(m=(m,), k=(k,))
+
+    def q_argmax(self, n):
+        self.g.types[n.outputs[0]] = TensorType(I32, self.g.types[n.outputs[0]].shape)
+
+    def _table(self, n, fn):
+        ex, ey = self.e(n.inputs[0]), self.e(n.outputs[0])
+        x = np.arange(-128, 128) * 2.0**-ex
+        n.attrs["table"] = tuple(int(v) for v in np.clip(round_half_up(fn(x) * 2.0**ey), -128, 127))
+
+    def q_sigmoid(self, n):
+        self._table(n, lambda x: 1.0 / (1.0 + np.exp(-x)))
+
+    def q_tanh(self, n):
+        self._table(n, np.tanh)
+
+    def q_concat(self, n):
+        ins = [self._activation(i, n) for i in n.inputs]
+        n.inputs = ins
+        eo = min(self.e(i) for i in ins)
+        self.exps[n.outputs[0]] = eo
+        n.attrs["shifts"] = tuple(self.e(i) - eo for i in ins)
+
+    def _activation(self, name, n):
+        """A constant operand of an elementwise op, quantised to i8 with its own exp."""
+        if not self.g.is_const(name):
+            return name
+        c = self.g.consts[name].astype(np.float64)
+        e = min(activation_exp(float(np.abs(c).max(initial=0.0))), self.e(n.outputs[0]) + 8)
+        qn = self.g.fresh_name(f"{name}.q")
+        self.g.add_const(qn, np.clip(round_half_up(c * 2.0**e), -128, 127), I8)
+        self.g.types[qn] = self.g.types[qn].with_(exp=e)
+        self.exps[qn] = e
+        return qn
+
+    def _requant(self, n, real, acc_bound, act=("none", 0.0, 0.0)):
+        eo = self.e(n.outputs[0])
+        real = np.atleast_1d(np.asarray(real, dtype=np.float64))
+        bound = np.broadcast_to(np.atleast_1d(acc_bound), real.shape)
+        mk = [choose_multiplier(r, b) for r, b in zip(real, bound)]
+        if len(set(mk)) == 1:
+            mk = mk[:1]
+        lo, hi = -128, 127
+        kind, clo, chi = act
+        if kind == "relu":
+            lo = 0
+        elif kind == "clip":
+            lo = int(np.clip(round_half_up(clo * 2.0**eo), -128, 127))
+            hi = int(np.clip(round_half_up(chi * 2.0**eo), -128, 127))
+        n.attrs.update(m=tuple(m for m, _ in mk), k=tuple(k for _, k in mk), lo=lo, hi=hi)
+
+    def _layer(self, n, axis_len):
+        g = self.g
+        ex, ey = self.e(n.inputs[0]), self.e(n.outputs[0])
+        w = g.consts[n.inputs[1]]
+        wq, s = quantize_weights(w, self.dt, self.per_channel)
+        sx = 2.0**-ex
+        wn = g.fresh_name(f"{n.inputs[1]}.q")
+        g.add_const(wn, wq, self.dt)
+        ins = [n.inputs[0], wn]
+        bound = np.abs(wq.reshape(wq.shape[0], -1).astype(np.int64)).sum(axis=1) * 128
+        if len(n.inputs) > 2:
+            b = g.consts[n.inputs[2]].astype(np.float64)
+            bq = np.clip(round_half_up(b / (sx * s)), -(2**30), 2**30).astype(np.int64)
+            bn = g.fresh_name(f"{n.inputs[2]}.q")
+            g.add_const(bn, bq, I32)
+            ins.append(bn)
+            bound = bound + np.abs(bq)
+        n.inputs = ins
+        real = sx * s / 2.0**-ey
+        if not self.per_channel:
+            real, bound = real[:1], bound.max(keepdims=True)
+        self._requant(n, real, bound, (n.attr("act"), n.attr("clip_lo"), n.attr("clip_hi")))
+
+    def q_dense(self, n):
+        self._layer(n, -1)
+
+    def q_conv2d(self, n):
+        self._layer(n, 1)
+
+    def q_avgpool(self, n):
+        k = n.attr("kernel")
+        if not n.attr("count_include_pad") and any(n.attr("pads")):
+            raise LbcError(f"avgpool {n.name!r}: padding excluded from the count (count_include_pad=0) cannot be "
+                           f"quantised; re-export with count_include_pad=1 or without padding")
+        cnt = k[0] * k[1]
+        self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
+
+    def q_global_avgpool(self, n):
+        cnt = int(np.prod(self.g.types[n.inputs[0]].shape[2:]))
+        self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
+
+    def q_add(self, n):
+        n.inputs = [self._activation(i, n) for i in n.inputs]
+        ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
+        big = max(ea, eb)
+        sa, sb = big - ea, big - eb
+        n.attrs.update(sa=sa, sb=sb)
+        self._requant(n, 2.0**(self.e(n.outputs[0]) - big), (128 << sa) + (128 << sb))
+
+    def q_mul(self, n):
+        n.inputs = [self._activation(i, n) for i in n.inputs]
+        ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
+        self._requant(n, 2.0**(self.e(n.outputs[0]) - ea - eb), 128 * 128)
