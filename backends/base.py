@@ -29,6 +29,22 @@ class Target:
     flash_bytes = None  # program + constant budget, None = unbounded
     ram_bytes = None  # data budget, None = unbounded
 
+    def __init__(self, flash_bytes=None, ram_bytes=None):
+        if flash_bytes:
+            self.flash_bytes = int(flash_bytes)
+        if ram_bytes:
+            self.ram_bytes = int(ram_bytes)
+
+    def options(self):
+        """Constructor options to record in the output folder's manifest (lbc.json) so `lbc run`
+        re-creates the same target."""
+        return {k: getattr(self, k) for k in ("flash_bytes", "ram_bytes")
+                if getattr(self, k) != getattr(type(self), k)}
+
+    def summary(self, report):
+        """Extra lines `lbc compile` prints after the layer table (sizes, budgets)."""
+        return []
+
     def pipeline(self, quant):
         return [p.format(quant=quant) for p in DEFAULT_PIPELINE]
 
