@@ -114,21 +114,17 @@ def layer_table(c):
         d = OPS[n.op]
         w = g.consts.get(n.inputs[1]) if 1 in d.weights and len(n.inputs) > 1 else None
         params = sum(g.consts[i].size for i in n.inputs if i in g.consts)
-        wbytes = 0
-        if w is not None:
-            wbytes = c.target.weight_bytes(g.types[n.inputs[1]].dtype.name, w.shape)
-            wbytes += sum(g.consts[i].nbytes for i in n.inputs[2:] if i in g.consts)
-        else:
-            wbytes = sum(g.consts[i].nbytes for i in n.inputs if i in g.consts)
+        wbytes = c.target.weight_bytes(g.types[n.inputs[1]].dtype.name, w.shape) if w is not None else 0
+        other = sum(g.consts[i].nbytes for i in n.inputs if i in g.consts) - (w.nbytes if w is not None else 0)
         rows.append({
             "name": n.name, "op": n.op,
             "shape": list(g.types[n.outputs[0]].shape),
-            "params": int(params), "weight_bytes": int(wbytes),
+            "params": int(params), "weight_bytes": int(wbytes), "other_const_bytes": int(other),
             "macs": macs(n, [g.types[i].shape for i in n.inputs], [g.types[o].shape for o in n.outputs]),
             "activation_bytes": int(sum(tensor_bytes(g.types[o]) for o in n.outputs)),
             "zero_fraction": float(np.mean(w == 0)) if w is not None else None,
         })
-    totals = {k: sum(r[k] for r in rows) for k in ("params", "weight_bytes", "macs")}
+    totals = {k: sum(r[k] for r in rows) for k in ("params", "weight_bytes", "other_const_bytes", "macs")}
     totals["arena_bytes"] = g.meta["memory_plan"]["arena_bytes"] if "memory_plan" in g.meta else None
     return rows, totals
 

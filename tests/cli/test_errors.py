@@ -1,0 +1,136 @@
+"""Bad input: one clear line on stderr, exit 1, no traceback, nothing left in the output folder."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from onnx_models import make_model, mlp, save
+
+
+def lbc(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lbc.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def assert_user_error(r, *needles):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    msg = r.stderr.strip()
+    assert msg.startswith("lbc: error: "), msg
+    for n in needles:
+        assert n in msg, (n, msg)
+    return msg
+
+
+@pytest.fixture
+def model(tmp_path):
+    return save(mlp((6, 5, 3)), tmp_path / "m.onnx")
+
+
+def test_missing_file(tmp_path):
+    out = tmp_path / "out"
+    assert_user_error(lbc("compile", tmp_path / "nope.onnx", "-o", out), "model file not found", "nope.onnx")
+    assert not out.exists()
+
+
+def test_not_onnx(tmp_path):
+    p = tmp_path / "junk.onnx"
+    p.write_bytes(b"this is not a protobuf \x00\xff\x12" * 10)
+    out = tmp_path / "out"
+    msg = assert_user_error(lbc("compile", p, "-o", out), "junk.onnx")
+    assert "not a valid ONNX model" in msg or "invalid ONNX model" in msg
+    assert not out.exists()
+
+
+def test_truncated(tmp_path, model):
+    data = model.read_bytes()
+    p = tmp_path / "cut.onnx"
+    p.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert_user_error(lbc("compile", p, "-o", out), "cut.onnx")
+    assert not out.exists()
+
+
+def test_unsupported_ops_listed_at_once(tmp_path):
+    n = helper.make_node
+    m = make_model([n("Relu", ["x"], ["a"], name="r"), n("Erf", ["a"], ["b"], name="erf1"),
+                    n("Cos", ["b"], ["c"], name="cos1"), n("Erf", ["c"], ["y"], name="erf2")],
+                   [("x", ["N", 4])], [("y", ["N", 4])], opset=13)
+    out = tmp_path / "out"
+    msg = assert_user_error(lbc("compile", save(m, tmp_path / "u.onnx"), "-o", out),
+                            "opset 13", "Erf (nodes: erf1, erf2)", "Cos (nodes: cos1)")
+    assert msg.count("\n") == 0
+    assert not out.exists()
+
+
+def test_dynamic_dimension_needs_input_shape(tmp_path):
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["N", "features"])], [("y", ["N", "features"])])
+    p = save(m, tmp_path / "dyn.onnx")
+    out = tmp_path / "out"
+    assert_user_error(lbc("compile", p, "-o", out), "dynamic dimension 1", "--input-shape")
+    assert not out.exists()
+    r = lbc("compile", p, "-o", out, "--input-shape", "1,7")
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.c").exists()
+
+
+def test_calibration_missing_and_misshaped(tmp_path, model):
+    out = tmp_path / "out"
+    assert_user_error(lbc("compile", model, "-o", out, "--calibration", tmp_path / "none.npy"),
+                      "calibration file not found")
+    np.save(tmp_path / "bad.npy", np.zeros((10, 5), np.float32))
+    assert_user_error(lbc("compile", model, "-o", out, "--calibration", tmp_path / "bad.npy"),
+                      "does not match the model input", "(N, 6)")
+    (tmp_path / "txt.npy").write_text("hello")
+    assert_user_error(lbc("compile", model, "-o", out, "--calibration", tmp_path / "txt.npy"), "txt.npy")
+    assert not out.exists()
+
+
+def test_unknown_target_and_quant(tmp_path, model):
+    out = tmp_path / "out"
+    assert_user_error(lbc("compile", model, "-o", out, "--target", "z80"), "unknown target 'z80'", "host")
+    assert_user_error(lbc("compile", model, "-o", out, "--quant", "int3"), "unknown quantization 'int3'",
+                      "ternary", "pentary")
+    assert not out.exists()
+
+
+def test_failed_compile_keeps_previous_output(tmp_path, model):
+    out = tmp_path / "out"
+    assert lbc("compile", model, "-o", out).returncode == 0
+    before = (out / "model.c").read_bytes()
+    assert lbc("compile", model, "-o", out, "--calibration", tmp_path / "none.npy").returncode == 1
+    assert (out / "model.c").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "out"]
+
+
+def test_compile_run_inspect_passes_targets(tmp_path, digits):
+    out = tmp_path / "d"
+    r = lbc("compile", digits["model"], "--target", "host", "--quant", "ternary", "-o", out,
+            "--calibration", digits["calib_path"])
+    assert r.returncode == 0, r.stderr
+    assert "fc0" in r.stdout and "total" in r.stdout
+    np.save(tmp_path / "x.npy", digits["x"][:20])
+    r = lbc("run", out, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert r.returncode == 0, r.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (20, 10) and y.dtype == np.float32
+    r = lbc("run", out, "--input", tmp_path / "x.npy", "--output", tmp_path / "yr.npy", "--raw")
+    assert np.load(tmp_path / "yr.npy").dtype == np.int8
+    r = lbc("inspect", digits["model"])
+    assert r.returncode == 0 and "6464" in r.stdout and "ternary" in r.stdout
+    r = lbc("passes")
+    assert r.returncode == 0 and "quantize-pentary" in r.stdout and "plan-memory" in r.stdout
+    r = lbc("targets")
+    assert r.returncode == 0 and "host" in r.stdout
+    r = lbc("compile", digits["model"], "--emit", "ir", "--quant", "int4")
+    assert r.returncode == 0 and r.stdout.startswith('graph "digits_mlp"')
+    r = lbc("compile", digits["model"], "--emit", "ir", "--dump-after", "fuse-activation")
+    assert "# IR after fuse-activation" in r.stdout and "relu" in r.stdout
+
+
+def test_run_on_a_folder_that_is_not_compiled(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3), np.float32))
+    assert_user_error(lbc("run", tmp_path, "--input", tmp_path / "x.npy"), "not an lbc output folder")
