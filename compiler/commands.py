@@ -75,21 +75,6 @@ def _passes(args):
     return [p.strip() for p in args.passes.split(",") if p.strip()] if args.passes else None
 
 
-def _load_batch(path, what="input"):
-    p = Path(path)
-    if not p.exists():
-        raise LbcError(f"{what} file not found: {path}")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise LbcError(f"{path}: not a .npy/.npz file ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        if "x" not in data.files:
-            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data.files)})")
-        return data["x"], (data["y"] if "y" in data.files else None)
-    return data, None
-
-
 def _print_table(report):
     rows = report["layers"]
     head = f"{'layer':<24} {'op':<14} {'params':>8} {'w bytes':>8} {'MACs':>9} {'act B':>7} {'zeros':>6}"
@@ -164,7 +149,7 @@ def cmd_inspect(args):
 
 
 def cmd_run(args):
-    x, _ = _load_batch(args.input)
+    x, _ = driver.load_batch(args.input)
     y, yq, stats = driver.run_compiled(args.dir, x, raw=args.raw)
     out = yq if args.raw else y
     if args.output:
@@ -184,7 +169,7 @@ def cmd_run(args):
 def cmd_verify(args):
     from lbc.ir.interpreter import run as interpret
     from lbc.ir.quant import quantize_input
-    x, labels = _load_batch(args.data, "data")
+    x, labels = driver.load_batch(args.data, "data")
     with tempfile.TemporaryDirectory(prefix="lbc-verify-") as tmp:
         c = driver.compile_model(args.model, Path(tmp) / "out", args.target, args.quant, args.calibration,
                                  driver.parse_shape(args.input_shape), granularity=args.granularity,

@@ -37,21 +37,27 @@ class Compiled:
     outdir: Path | None = None
 
 
-def load_calibration(path, graph):
-    if path is None:
-        return None
+def load_batch(path, what="input"):
+    """(x, y or None) from a .npy array or an .npz with x (and optionally y labels). Never unpickles."""
     p = Path(path)
     if not p.exists():
-        raise LbcError(f"calibration file not found: {path}")
+        raise LbcError(f"{what} file not found: {path}")
     try:
         data = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as e:
-        raise LbcError(f"{path}: not a .npy array of calibration inputs ({e})") from None
+        raise LbcError(f"{path}: not a .npy/.npz file ({e})") from None
     if isinstance(data, np.lib.npyio.NpzFile):
-        data = data["x"] if "x" in data.files else None
-        if data is None:
-            raise LbcError(f"{path}: an .npz calibration file needs an array named x")
-    return check_batch(data, graph, f"calibration data {path}")
+        if "x" not in data.files:
+            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data.files)})")
+        return data["x"], (data["y"] if "y" in data.files else None)
+    return data, None
+
+
+def load_calibration(path, graph):
+    if path is None:
+        return None
+    x, _ = load_batch(path, "calibration")
+    return check_batch(x, graph, f"calibration data {path}")
 
 
 def check_batch(x, graph, what):
