@@ -60,6 +60,8 @@ def register(sub):
 def _target_flags(p):
     p.add_argument("--flash", type=int, help="override the target's flash/ROM budget in bytes")
     p.add_argument("--ram", type=int, help="override the target's RAM budget in bytes")
+    p.add_argument("--samples", help=".npz (x, optional y) of inputs compiled into a demo image (nes: the ROM's "
+                                     "samples the controller steps through)")
 
 
 def _target_options(args):
@@ -68,6 +70,8 @@ def _target_options(args):
         opts["flash_bytes"] = args.flash
     if getattr(args, "ram", None):
         opts["ram_bytes"] = args.ram
+    if getattr(args, "samples", None):
+        opts["samples"] = args.samples
     return opts
 
 

@@ -6,7 +6,7 @@ from lbc.errors import ModelError
 
 
 def load_model(path, input_shape=None):
-    """Load a model file by its extension (.onnx)."""
+    """Load a model file by its extension: .onnx, .pt2 (torch.export.save) or .keras (Keras 3)."""
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {path}")
@@ -16,4 +16,24 @@ def load_model(path, input_shape=None):
     if suffix == ".onnx":
         from lbc.frontends.onnx import load_onnx
         return load_onnx(p, input_shape)
-    raise ModelError(f"{path}: unknown model format {suffix or '(no extension)'}; lbc reads .onnx")
+    if suffix == ".pt2":
+        from lbc.frontends.torch import load_pt2
+        return _no_input_shape(load_pt2(p), input_shape, path)
+    if suffix == ".keras":
+        from lbc.frontends.keras import load_keras
+        return load_keras(p, input_shape)
+    if suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
+        raise ModelError(f"{path}: lbc never unpickles model files; save the model as a torch.export "
+                         f"program with lbc.frontends.torch.save_pt2(model, x, 'model.pt2') (or "
+                         f"torch.export.save) or pass the nn.Module to lbc.compile")
+    raise ModelError(f"{path}: unknown model format {suffix or '(no extension)'}; lbc reads .onnx, .pt2 and .keras")
+
+
+def _no_input_shape(graph, input_shape, path):
+    """A torch.export program has static shapes: --input-shape may only restate them."""
+    if input_shape is not None:
+        want = tuple(graph.types[graph.inputs[0]].shape[1:])
+        if tuple(input_shape[1:]) != want:
+            raise ModelError(f"{path}: the exported program's input shape is fixed at (N, "
+                             f"{', '.join(map(str, want))}); re-export it to change it")
+    return graph

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS="gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user cc65"
+APT_PKGS="gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user cc65 dataset-fashion-mnist"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -28,4 +28,15 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
   .venv/bin/pip install -q -r requirements.txt
   .venv/bin/pip install -q --no-deps -e .
   touch "$stamp"
+fi
+
+# PyTorch (the torch frontend, lbc.qat, the seed examples) in its own pinned step: the CPU build only.
+# `torch==2.13.0+cpu` fails loudly where the CPU wheel is missing instead of resolving to the
+# registry's multi-GB CUDA build, which an unpinned or plain ==2.13.0 request can do.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  echo "setup: installing torch (CPU build)"
+  # pip finds the local CPU wheel through its find-links setting (PIP_FIND_LINKS or pip.conf)
+  if ! .venv/bin/pip install -q "torch==2.13.0+cpu"; then
+    echo "setup: WARNING: the torch 2.13.0 CPU wheel was not found; torch tests will skip" >&2
+  fi
 fi
