@@ -8,6 +8,7 @@ setup:
 
 demo: setup
 	@$(PY) scripts/demo.py
+	@$(PY) scripts/demo_seeds.py
 
 test: setup
 	@$(PY) -m pytest
