@@ -1,0 +1,568 @@
+"""The RV32EC target: firmware for the WCH CH32V003 (RV32EC: 16 registers, compressed instructions, no
+multiplier; 16 KB flash, 2 KB SRAM) and bigger RV32E/RV32I parts (--flash/--ram).
+
+Output folder (also a firmware project): model.c/model.h (constants, layer sequence, documented API),
+lbc_kernels.S (the generated multiplier-free kernels, see kernels.py), lbc_rt.c/.h, crt0.S and
+ch32v003.ld (runtime/rv32ec), main.c (test driver), Makefile; after the build model.elf, model.bin,
+model.map. firmware.json tells the emulator harness where the input and output live.
+
+Each dense layer gets the fastest kernel that lets the whole model fit (kernels.plan_layers); `check`
+reports ops, dtypes and budgets it cannot meet before anything is written.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from lbc.backends.base import Namer, Target, c_array, comment_safe, find_tool, header_lines, template_env
+from lbc.backends.rv32ec import kernels as K
+from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
+
+HERE = Path(__file__).resolve().parent
+RUNTIME = HERE.parent.parent / "runtime" / "rv32ec"
+RUNTIME_FILES = ("crt0.S", "ch32v003.ld", "lbc_rt.c", "lbc_rt.h")
+GCC, GCC_PKG = "riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"
+OBJCOPY, BINUTILS_PKG = "riscv64-unknown-elf-objcopy", "binutils-riscv64-unknown-elf"
+ARCH = ["-march=rv32ec", "-mabi=ilp32e"]
+CFLAGS = ["-Os", "-g", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns", "-ffunction-sections",
+          "-fdata-sections", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+SRCS = ["crt0.S", "main.c", "model.c", "lbc_rt.c", "lbc_kernels.S"]
+BIN_SECTIONS = ["-j", ".init", "-j", ".text", "-j", ".rodata", "-j", ".data"]
+DEFAULT_FLASH, DEFAULT_RAM = 16 * 1024, 2 * 1024
+STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
+
+
+def _align(n, a=4):
+    return (n + a - 1) // a * a
+
+
+class _Lowering:
+    """The integer graph as dense-layer records, a kernel plan, constant arrays and C steps."""
+
+    def __init__(self, target, graph, env):
+        self.t, self.g, self.env = target, graph, env
+        self.names = Namer("lbc_")
+        self.layer_names = Namer("")
+        self.offsets = graph.meta.get("memory_plan", {}).get("offsets", {})
+        self.arena = _align(max(graph.meta.get("memory_plan", {}).get("arena_bytes", 0), 4))
+        self.problems = []
+        self.layers = []
+        self.consts = []
+        self.steps = []
+        self.plan = None
+        self.min_flash = None
+
+    # ------------------------------------------------------------------ analysis
+
+    def _nonneg(self, t):
+        """Is tensor t never negative (a ReLU output, possibly reshaped or max-pooled)?"""
+        prod = self.g.producers()
+        while t in prod and prod[t].op in ("reshape", "maxpool"):
+            t = prod[t].inputs[0]
+        p = prod.get(t)
+        if p is None:
+            return False
+        if p.op in ("dense", "clip"):
+            return p.attr("lo") >= 0
+        return p.op == "relu"
+
+    def _dense_params(self, n):
+        """(weights as int64, dtype, bias, m, k) of a dense or conv2d node, or None after a problem."""
+        g = self.g
+        if len(n.inputs) < 2 or n.inputs[1] not in g.consts:
+            self.problems.append(f"{n.op} {n.name}: weights must be constant")
+            return None
+        dt = g.types[n.inputs[1]].dtype.name
+        if dt not in K.VALUE_SET:
+            self.problems.append(f"{n.op} {n.name}: weight dtype {dt} cannot be emitted (supported: "
+                                 f"{', '.join(K.VALUE_SET)}); quantise the model first")
+            return None
+        w = np.asarray(g.consts[n.inputs[1]], dtype=np.int64)
+        b = np.asarray(g.consts[n.inputs[2]], dtype=np.int64) if len(n.inputs) > 2 else None
+        m, k = tuple(int(v) for v in n.attr("m")), tuple(int(v) for v in n.attr("k"))
+        if any(v < 0 or v > 255 for v in m) or any(v < 0 or v > 31 for v in k):
+            self.problems.append(f"{n.op} {n.name}: requantisation multipliers must be 0..255 and shifts 0..31 "
+                                 f"(got m up to {max(m)}, k up to {max(k)})")
+            return None
+        if g.types[n.inputs[0]].dtype.name != "i8" or g.types[n.outputs[0]].dtype.name != "i8":
+            self.problems.append(f"{n.op} {n.name}: needs int8 activations")
+            return None
+        return w, dt, b, m, k
+
+    def _conv(self, n):
+        p = self._dense_params(n)
+        if p is None:
+            return
+        w, dt, b, m, k = p
+        _, C, H, W = self.g.types[n.inputs[0]].shape
+        _, M, OH, OW = self.g.types[n.outputs[0]].shape
+        Mo, Cg, kh, kw = w.shape
+        grp = int(n.attr("group"))
+        Mg = M // grp
+        (sy, sx), (dh, dw), pads = n.attr("strides"), n.attr("dilations"), n.attr("pads")
+        taps = [(c * H * W + ky * dh * W + kx * dw, ky * dh, kx * dw)
+                for c in range(Cg) for ky in range(kh) for kx in range(kw)]
+        if max(t[0] for t in taps) > 32767 or (kh - 1) * dh > 127 or (kw - 1) * dw > 127 or H * W * C > 32767:
+            self.problems.append(f"conv2d {n.name}: input {C}x{H}x{W} or window too large for 16-bit tap offsets")
+            return
+        ident = self.layer_names(n.name)
+        groups = []
+        for gi in range(grp):
+            sl = slice(gi * Mg, (gi + 1) * Mg)
+            groups.append(K.DenseLayer(
+                n, f"{ident}_g{gi}" if grp > 1 else ident, w[sl].reshape(Mg, -1), dt,
+                None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
+                int(n.attr("lo")), int(n.attr("hi")), OH * OW, self._nonneg(n.inputs[0])))
+        geom = {"C": C, "H": H, "W": W, "M": M, "OH": OH, "OW": OW, "Cg": Cg, "Mg": Mg, "group": grp,
+                "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1]}
+        self.layers.append(K.ConvUnit(n, ident, groups, taps, geom))
+
+    def analyse(self):
+        g = self.g
+        for n in g.nodes:
+            if n.op == "conv2d":
+                self._conv(n)
+            if n.op != "dense":
+                continue
+            p = self._dense_params(n)
+            if p is None:
+                continue
+            w, dt, b, m, k = p
+            xs = g.types[n.inputs[0]].shape
+            rows = int(np.prod(xs[1:-1])) if len(xs) > 2 else 1
+            self.layers.append(K.DenseLayer(n, self.layer_names(n.name), w, dt, b, m, k, int(n.attr("lo")),
+                                            int(n.attr("hi")), rows, self._nonneg(n.inputs[0])))
+        for name in g.activation_tensors():
+            dt = g.types[name].dtype.name
+            if dt not in ("i8", "i32") or (dt == "i32" and g.producers().get(name, None) is None):
+                self.problems.append(f"tensor {name}: {dt} activations cannot be emitted (int8 only)")
+        return self
+
+    def fixed_flash(self):
+        other = sum(1 for n in self.g.nodes if n.op in ("relu", "clip", "argmax", "maxpool"))
+        return K.FIXED_FLASH + STEP_FLASH * other
+
+    def choose(self):
+        t = self.t
+        ram_free = t.ram_bytes - self.arena - K.STACK_MIN - 16
+        budget = t.flash_bytes - t.flash_slack
+        cache = {}
+        max_n = max([gl.N for la in self.layers for gl in getattr(la, "groups", [la])] + [0])
+        # the paired bit-plane kernel addresses its tables with %lo() of absolute addresses: they must sit
+        # in the first 2 KB of SRAM (always true on a 2 KB part; the linker asserts it)
+        self.low_tables = self.arena + 4 * max_n + 1024 + 64 <= 2048
+        for layer in self.layers:
+            layer.options = self._options(layer, budget, max(ram_free, 0), cache)
+        if self.problems:
+            return self
+        self.plan, self.min_flash = K.plan_layers(self.layers, budget, self.fixed_flash(), max(ram_free, 0))
+        if self.plan is None or ram_free < 0:
+            self.plan = None
+            self._no_fit(budget, cache)
+        return self
+
+    def _options(self, layer, budget, ram_free, cache):
+        if isinstance(layer, K.ConvUnit):
+            per_group = [K.layer_options(gl, self.env, budget, ram_free, self.t.kernel, cache, self.low_tables)
+                         for gl in layer.groups]
+            return K.combine_groups(layer, per_group)
+        return K.layer_options(layer, self.env, budget, ram_free, self.t.kernel, cache, self.low_tables)
+
+    def _no_fit(self, budget, cache):
+        """Say what does not fit, for each memory, with the bytes needed and available."""
+        t = self.t
+        unlimited = []
+        for layer in self.layers:
+            layer.options = self._options(layer, budget, 1 << 30, cache)  # unrolled code only if it could fit
+            unlimited.append(min((o.ram + o.io for o in layer.options), default=0))
+        scratch = max(unlimited + [0])
+        ram_need = self.arena + scratch + K.STACK_MIN + 16
+        if ram_need > t.ram_bytes:
+            self.problems.append(
+                f"RAM: the model needs at least {ram_need} B (activation arena {self.arena} B + kernel scratch "
+                f"{scratch} B + stack {K.STACK_MIN} B + alignment 16 B) but the target has {t.ram_bytes} B: "
+                f"{ram_need - t.ram_bytes} B more (a part with more RAM: --ram; or narrower layers)")
+        plan, smallest = K.plan_layers(self.layers, 1 << 30, self.fixed_flash(), 1 << 30)
+        if smallest is not None and smallest > budget:
+            consts = sum(min([o.flash for o in la.options if o.kind != "unrolled"] or [0]) for la in self.layers)
+            self.problems.append(
+                f"flash: the model needs at least {smallest} B (packed weights and constants ~{consts} B, code "
+                f"~{smallest - consts} B) but the target has {budget} B: {smallest - budget} B more (a part with "
+                f"more flash: --flash; or fewer parameters or weight bits)")
+        if not self.problems:
+            self.problems.append(f"no combination of kernels fits both {budget} B of flash and {t.ram_bytes} B of "
+                                 f"RAM (smallest flash {smallest} B with unlimited RAM; RAM {ram_need} B with "
+                                 f"unlimited flash)")
+
+    # ------------------------------------------------------------------ code
+
+    def ptr(self, t):
+        return f"(LBC_RAM + {self.offsets[t]})"
+
+    def const(self, base, ctype, values, comment, fmt=str):
+        ident = self.names(base)
+        vals = np.asarray(values).reshape(-1)
+        self.consts.append({"ident": ident, "ctype": ctype, "len": max(len(vals), 1),
+                            "body": c_array(vals if len(vals) else [0], fmt=fmt),
+                            "comment": comment_safe(comment, 200)})
+        return ident
+
+    def lower(self):
+        by_node = {la.node.name: (la, opt) for la, opt in zip(self.plan.layers, self.plan.choice)}
+        for n in self.g.nodes:
+            s = {"comment": comment_safe(f"{n.op} {n.name}"), "x": self.ptr(n.inputs[0]), "y": self.ptr(n.outputs[0])}
+            if n.op == "dense":
+                la, opt = by_node[n.name]
+                getattr(self, "dense_" + opt.kind)(la, opt, s)
+            elif n.op == "conv2d":
+                self.conv(*by_node[n.name], s)
+            elif n.op == "maxpool":
+                _, C, H, W = self.g.types[n.inputs[0]].shape
+                _, _, OH, OW = self.g.types[n.outputs[0]].shape
+                (kh, kw), (sy, sx), pads = n.attr("kernel"), n.attr("strides"), n.attr("pads")
+                geom = [C, H, W, OH, OW, kh, kw, sy, sx, pads[0], pads[1], sy * W, H * W, -pads[0] * W]
+                if max(abs(v) for v in geom) > 32767:
+                    raise InternalError(f"maxpool {n.name}: geometry beyond 16 bits")
+                s.update(template="maxpool", geom=self.const(
+                    f"{n.name}_geom", "int16_t", geom,
+                    f"{n.name} geometry: c h w oh ow kh kw sy sx pt pl sy*w h*w -pt*w"))
+            elif n.op in ("relu", "clip"):
+                s.update(template=n.op, n=self.g.types[n.outputs[0]].size)
+                if n.op == "clip":
+                    s.update(lo=int(n.attr("lo")), hi=int(n.attr("hi")))
+            elif n.op == "reshape":
+                s["template"] = "reshape"
+            elif n.op == "argmax":
+                shape = self.g.types[n.inputs[0]].shape
+                ax = n.attr("axis") % len(shape)
+                inner = int(np.prod(shape[ax + 1:]))
+                s.update(template="argmax", outer=int(np.prod(shape[1:ax])), n=shape[ax], inner=inner,
+                         span=shape[ax] * inner)
+            else:  # check() rejects these first
+                raise InternalError(f"rv32ec cannot lower op {n.op}")
+            self.steps.append(s)
+        return self
+
+    def conv(self, unit, opt, s):
+        gm = unit.geom
+        taps = self.names(f"{unit.node.name}_taps")
+        self.consts.append({"ident": taps, "ctype": "lbc_tap_t", "len": len(unit.taps),
+                            "body": ",\n    ".join(", ".join(f"{{{o}, {dy}, {dx}}}" for o, dy, dx in unit.taps[i:i + 6])
+                                                   for i in range(0, len(unit.taps), 6)),
+                            "comment": comment_safe(f"{unit.node.name}: window taps (input offset, row, column)")})
+        hw = self.names(f"{unit.node.name}_hw")
+        self.consts.append({"ident": hw, "ctype": "lbc_hw_t", "len": 1, "body": f"{{{gm['H']}, {gm['W']}}}",
+                            "comment": comment_safe(f"{unit.node.name}: input height, width")})
+        groups = []
+        for gi, (gl, part) in enumerate(zip(unit.groups, opt.parts)):
+            gs = {"comment": comment_safe(f"group {gi}"), "x": "LBC_PATCH", "y": "LBC_OUT"}
+            getattr(self, "dense_" + part.kind)(gl, part, gs)
+            gs["rows"] = 1
+            groups.append({"step": gs, "x_off": gi * gm["Cg"] * gm["H"] * gm["W"],
+                           "y_off": gi * gm["Mg"] * gm["OH"] * gm["OW"], "N": gl.N})
+        s.update(template="conv2d", groups=groups, taps=taps, hw=hw, K=unit.K, OH=gm["OH"], OW=gm["OW"],
+                 sy=gm["sy"], sx=gm["sx"], iy0=-gm["pt"], ix0=-gm["pl"], row0=-gm["pt"] * gm["W"] - gm["pl"],
+                 row_step=gm["sy"] * gm["W"], ohw=gm["OH"] * gm["OW"])
+
+    def _bias_init(self, la):
+        if la.bias is None:
+            return f"lbc_acc_zero(LBC_ACC, {la.N})"
+        if K.bias_bytes(la.bias) == 2 * la.N:
+            ident = self.const(f"{la.ident}_bias", "int16_t", la.bias, f"{la.node.name} biases (int16)")
+            return f"lbc_acc_bias16(LBC_ACC, {ident}, {la.N})"
+        ident = self.const(f"{la.ident}_bias", "int32_t", la.bias, f"{la.node.name} biases")
+        return f"lbc_acc_bias32(LBC_ACC, {ident}, {la.N})"
+
+    def _requant(self, la, opt, first=0):
+        """(function, arguments after acc, y, n) of the requantisation of LBC_ACC into y."""
+        if len(la.m) == 1:
+            return {"fn": opt.private[first].name, "extra": ""}
+        kern = next(k for k in opt.shared if k.key[0] == "rq_channel")
+        mk = np.stack([np.asarray(la.m), np.asarray(la.k)], axis=1)
+        ident = self.const(f"{la.ident}_rq", "uint8_t", mk, f"{la.node.name} requantisation: m, k per channel")
+        return {"fn": kern.name, "extra": f", {ident}, {la.lo}, {la.hi}"}
+
+    def _dense_common(self, la, opt, s):
+        s.update(template="dense_table", rows=la.rows, K=la.K, N=la.N, init=self._bias_init(la),
+                 requant=self._requant(la, opt), chunks=opt.params["chunks"])
+
+    def dense_lut(self, la, opt, s):
+        p = opt.params
+        data, nch = K.pack_lut(la.w, p["V"], p["lo"], p["g"], p["C"])
+        ident = self.const(f"{la.ident}_w", "uint8_t", data,
+                           f"{la.node.name} {la.dtype} weights [{la.N}, {la.K}] as group codes: {nch} chunk(s) x "
+                           f"{la.N} outputs x {p['C']} groups of {p['g']}, byte = 2 * code")
+        builder, mac = opt.shared[0], opt.shared[1]
+        self._dense_common(la, opt, s)
+        s.update(wtype="uint8_t", w=ident, build=builder.name, mac=mac.name, tab_len=p["C"] * p["V"] ** p["g"],
+                 x_step=p["C"] * p["g"], w_step=la.N * p["C"])
+
+    def dense_bits(self, la, opt, s):
+        p = opt.params
+        data, nch = K.pack_bits(la.w, p["P"], p["W"])
+        ident = self.const(f"{la.ident}_w", "uint32_t", data,
+                           f"{la.node.name} {la.dtype} weights [{la.N}, {la.K}] as bit planes: {nch} chunk(s) x "
+                           f"{la.N} outputs x {p['P']} planes x {p['W']} word(s)", fmt=lambda v: f"0x{v:08x}")
+        builder, mac = opt.shared[0], opt.shared[1]
+        self._dense_common(la, opt, s)
+        s.update(wtype="uint32_t", w=ident, build=builder.name, mac=mac.name, tab_len=8 * p["W"] * 16,
+                 x_step=32 * p["W"], w_step=la.N * p["P"] * p["W"])
+
+    def dense_bitsp(self, la, opt, s):
+        p = opt.params
+        data, nch = K.pack_bits(la.w, p["P"], p["W"], paired=True)
+        ident = self.const(f"{la.ident}_w", "uint32_t", data,
+                           f"{la.node.name} {la.dtype} weights [{la.N}, {la.K}] as bit planes, paired nibbles: {nch} "
+                           f"chunk(s) x {la.N} outputs x {p['P']} planes x {p['W']} word(s)",
+                           fmt=lambda v: f"0x{v:08x}")
+        blo, bhi, mac = opt.shared[0], opt.shared[1], opt.shared[2]
+        self._dense_common(la, opt, s)
+        s.update(template="dense_paired", wtype="uint32_t", w=ident, build_lo=blo.name, build_hi=bhi.name,
+                 mac=mac.name, lo_len=4 * p["W"] * 16, hi_len=4 * p["W"], half=16 * p["W"], x_step=32 * p["W"],
+                 w_step=la.N * p["P"] * p["W"])
+
+    def dense_unrolled(self, la, opt, s):
+        kern = opt.private[0]
+        s.update(template="dense_unrolled", fn=kern.name, rows=la.rows, K=la.K, N=la.N)
+        if not opt.params["inline"]:
+            s["requant"] = self._requant(la, opt, 1)
+
+
+class Rv32ecTarget(Target):
+    name = "rv32ec"
+    description = "RV32EC microcontrollers (WCH CH32V003): multiplier-free C and assembly, gcc, unicorn"
+    default_quant = "int4"
+    quants = ("int8", "int4", "int2", "ternary", "pentary")
+    ops = frozenset({"dense", "conv2d", "maxpool", "relu", "clip", "reshape", "argmax"})
+    flash_bytes = DEFAULT_FLASH
+    ram_bytes = DEFAULT_RAM
+    KERNELS = ("auto", "lut", "bits", "bitsp", "unrolled")  # auto: the planner picks per layer
+
+    def __init__(self, flash_bytes=None, ram_bytes=None, kernel=None, samples=None):
+        super().__init__(flash_bytes, ram_bytes)
+        if samples is not None:
+            raise LbcError("--samples is not used by target rv32ec (the firmware reads its input from lbc_input(); "
+                           "use lbc run --input)")
+        if kernel not in (None,) + self.KERNELS:
+            raise LbcError(f"unknown rv32ec kernel {kernel!r}; valid: {', '.join(self.KERNELS)}")
+        self.kernel = None if kernel in (None, "auto") else kernel
+        self.flash_slack = 0  # flash the planner leaves free after a link overflowed its estimate
+        self._emitted = None
+
+    def options(self):
+        o = super().options()
+        if self.kernel:
+            o["kernel"] = self.kernel
+        return o
+
+    def _env(self):
+        return template_env(HERE / "templates")
+
+    def _lowering(self, graph):
+        return _Lowering(self, graph, self._env()).analyse()
+
+    def check(self, graph):
+        """Unsupported ops, weight dtypes and activation types, then (if those are fine) whether any
+        combination of kernels fits the flash and RAM budgets - all before a file is written."""
+        problems = super().check(graph)
+        low = self._lowering(graph)
+        problems += low.problems
+        if not problems:
+            problems += low.choose().problems
+        return problems
+
+    # ------------------------------------------------------------------ emit
+
+    def emit(self, graph, outdir, options):
+        outdir = Path(outdir)
+        env = self._env()
+        low = _Lowering(self, graph, env).analyse().choose()
+        if low.problems:
+            raise TargetError("the model cannot be compiled for rv32ec:\n  - " + "\n  - ".join(low.problems))
+        low.lower()
+        plan = low.plan
+        inp, out = graph.inputs[0], graph.outputs[0]
+        out_dt = graph.types[out].dtype.name
+        header = header_lines(graph, self.name, graph.meta.get("quant", "?"))
+        acc_off = low.arena
+        tab_off = acc_off + plan.acc_bytes
+        self._paired = any(o.kind == "bitsp" for o in plan.choice)
+        convs = [la for la in plan.layers if isinstance(la, K.ConvUnit)]
+        patch_off = tab_off + plan.tab_bytes
+        out_off = patch_off + max([la.K for la in convs] + [0])
+        ram_total = _align(out_off + max([gl.N for la in convs for gl in la.groups] + [0]))
+        layer_info = []
+        plan_lines = []
+        for la, opt in zip(plan.layers, plan.choice):
+            layer_info.append({"name": la.node.name, "kernel": opt.kind, "detail": opt.summary, "dtype": la.dtype,
+                               "shape": [la.K, la.N], "macs": la.macs, "est_instructions": int(round(opt.instr)),
+                               "zero_weights": float(np.mean(la.w == 0))})
+            plan_lines.append(comment_safe(f"{la.node.name}: {la.node.op} {la.K} to {la.N}, {la.dtype}, {opt.summary}, "
+                                           f"about {int(round(opt.instr))} instructions", 200))
+        kernels = sorted(plan.kernels, key=lambda k: k.name)
+        for k in kernels:
+            k.render(env)
+        ctx = {
+            "header": header, "consts": low.consts, "steps": low.steps, "kernels": kernels, "plan_lines": plan_lines,
+            "arena_bytes": low.arena, "acc_bytes": plan.acc_bytes, "tab_bytes": plan.tab_bytes,
+            "acc_offset": acc_off, "tab_offset": tab_off, "tab_hi": tab_off, "tab_lo": tab_off + 512,
+            "patch_offset": patch_off, "out_offset": out_off, "io_bytes": ram_total - patch_off,
+            "ram_bytes": ram_total, "stack_bytes": K.STACK_MIN,
+            "input_size": graph.types[inp].size, "input_exp": graph.types[inp].exp,
+            "input_shape": list(graph.types[inp].shape),
+            "output_size": graph.types[out].size, "output_shape": list(graph.types[out].shape),
+            "output_exp": graph.types[out].exp if graph.types[out].exp is not None else 0,
+            "output_ctype": "int32_t" if out_dt == "i32" else "int8_t",
+            "input_ptr": f"(LBC_RAM + {low.offsets[inp]})",
+            "output_ptr": f"(lbc_output_t *)(LBC_RAM + {low.offsets[out]})",
+            "flash": self.flash_bytes, "ram": self.ram_bytes, "low_tables": self._paired,
+            "arch": " ".join(ARCH), "cflags": " ".join(CFLAGS), "ldflags": " ".join(self._ldflags()),
+            "srcs": " ".join(SRCS), "bin_sections": " ".join(BIN_SECTIONS),
+        }
+        files = {"model.c": "model.c.j2", "model.h": "model.h.j2", "main.c": "main.c.j2",
+                 "lbc_kernels.S": "lbc_kernels.S.j2", "Makefile": "Makefile.j2"}
+        for name, tpl in files.items():
+            (outdir / name).write_text(env.get_template(tpl).render(**ctx))
+        for name in RUNTIME_FILES:
+            shutil.copyfile(RUNTIME / name, outdir / name)
+        info = {
+            "ram_symbol": "lbc_ram", "input_offset": low.offsets[inp], "input_bytes": graph.types[inp].size,
+            "output_offset": low.offsets[out], "output_dtype": "int32" if out_dt == "i32" else "int8",
+            "output_shape": list(graph.types[out].shape[1:]), "macs": int(sum(la.macs for la in plan.layers)),
+            "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "layers": layer_info,
+            "ram_layout": {"arena": low.arena, "accumulators": plan.acc_bytes, "tables": plan.tab_bytes,
+                           "conv_patch_and_output": ram_total - patch_off,
+                           "stack_min": K.STACK_MIN},
+            "est_flash": plan.flash, "est_instructions": int(round(plan.instr)),
+        }
+        (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        self._emitted = (graph, options, plan.flash)
+        return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json"]), "layers": layer_info,
+                "ram_layout": info["ram_layout"], "est_flash": plan.flash, "est_instructions": info["est_instructions"],
+                "macs": info["macs"]}
+
+    def _ldflags(self):
+        flags = ["-nostdlib", "-nostartfiles", "-T", "ch32v003.ld", "-Wl,--gc-sections",
+                 f"-Wl,--defsym=__stack_min={K.STACK_MIN}"]
+        if getattr(self, "_paired", False):
+            flags.append("-Wl,--defsym=__lbc_low_tables=1")
+        if self.flash_bytes != DEFAULT_FLASH:
+            flags.append(f"-Wl,--defsym=__flash_size={self.flash_bytes}")
+        if self.ram_bytes != DEFAULT_RAM:
+            flags.append(f"-Wl,--defsym=__ram_size={self.ram_bytes}")
+        return flags
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, outdir):
+        outdir = Path(outdir)
+        gcc = find_tool(GCC, GCC_PKG)
+        for attempt in range(4):
+            cmd = [gcc, *ARCH, *CFLAGS, *SRCS, *self._ldflags(), "-Wl,-Map=model.map", "-o", "model.elf"]
+            r = subprocess.run(cmd, cwd=outdir, capture_output=True, text=True)
+            if not r.returncode:
+                break
+            over = re.search(r"region `FLASH' overflowed by (\d+) bytes", r.stderr)
+            if over and self._emitted and attempt < 3:
+                # the size estimate was optimistic: plan again so that the estimate is that much smaller
+                est = self._emitted[2]
+                self.flash_slack = max(self.flash_slack + 64, self.flash_bytes - (est - int(over.group(1)) - 64))
+                graph, options, _ = self._emitted
+                try:
+                    self.emit(graph, outdir, options)
+                except TargetError:
+                    break
+                continue
+            break
+        if r.returncode:
+            over = re.search(r"region `(FLASH|RAM)' overflowed by (\d+) bytes", r.stderr)
+            if over:
+                part, n = over.groups()
+                have = self.flash_bytes if part == "FLASH" else self.ram_bytes
+                raise TargetError(f"the firmware does not fit: {part.lower()} needs {have + int(n)} B, the target "
+                                  f"has {have} B ({n} B more)")
+            if "less than __stack_min" in r.stderr:
+                raise TargetError(f"the firmware does not fit: less than {K.STACK_MIN} B of the {self.ram_bytes} B "
+                                  f"of RAM are left for the stack")
+            raise InternalError(f"the generated firmware failed to build:\n{r.stderr.strip()}")
+        objcopy = find_tool(OBJCOPY, BINUTILS_PKG)
+        r = subprocess.run([objcopy, "-O", "binary", *BIN_SECTIONS, "model.elf", "model.bin"], cwd=outdir,
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise InternalError(f"objcopy failed: {r.stderr.strip()}")
+        from lbc.backends.rv32ec import isa
+        problems, n_insns = isa.check_elf(outdir / "model.elf")
+        if problems:
+            raise InternalError("the firmware is not RV32EC-clean:\n  " + "\n  ".join(problems[:20]))
+        sizes = elf_sizes(outdir / "model.elf")
+        sizes.update(elf="model.elf", bin="model.bin", map="model.map", flash_bytes=self.flash_bytes,
+                     ram_bytes=self.ram_bytes, code_instructions=n_insns, isa="rv32ec (checked: no M, x0-x15)")
+        return sizes
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, outdir, manifest, xq, count=16):
+        from lbc.backends.rv32ec.emulator import Firmware, run_batch
+        outdir = Path(outdir)
+        elf = outdir / "model.elf"
+        if not elf.exists():
+            raise ToolchainError(f"{elf} is missing; compile the model first (without --no-build)")
+        info = json.loads((outdir / "firmware.json").read_text())
+        fw = Firmware(elf, self.flash_bytes, self.ram_bytes)
+        xq = np.asarray(xq, dtype=np.int8).reshape(len(xq), -1)
+        res = run_batch(fw, xq, fw.addr(info["ram_symbol"], info["input_offset"]),
+                        fw.addr(info["ram_symbol"], info["output_offset"]), info["output_dtype"],
+                        info["output_shape"], count=min(count, len(xq)))
+        y = res.outputs.reshape((len(xq),) + tuple(manifest["output"]["shape"][1:]))
+        stats = {"emulator": "unicorn, CH32V003 memory map"}
+        if res.counted:
+            inf = [s.inference for s in res.counted]
+            cyc = [s.inference_cycles for s in res.counted]
+            macs = info["macs"]
+            stats.update({
+                "instructions_per_inference": int(round(np.mean(inf))),
+                "instructions_per_inference_range": f"{min(inf)}..{max(inf)} over {len(inf)} sample(s)",
+                "instructions_per_mac": round(float(np.mean(inf)) / macs, 3) if macs else None,
+                "instructions_reset_to_exit": res.counted[0].instructions,
+                "est_ch32v003_cycles": int(round(np.mean(cyc))),
+                "macs": macs,
+            })
+        stats["stack_peak_bytes"] = res.stack_peak
+        sizes = elf_sizes(elf)
+        stats["flash_used_bytes"] = f"{sizes['flash_used']} of {self.flash_bytes}"
+        stats["ram_used_bytes"] = f"{sizes['ram_static'] + res.stack_peak} of {self.ram_bytes} " \
+                                  f"(static {sizes['ram_static']} + stack peak {res.stack_peak})"
+        stats["per_sample"] = [{"instructions": s.inference, "cycles": s.inference_cycles} for s in res.counted]
+        return y, stats
+
+    def summary(self, report):
+        b, e = report.get("build") or {}, report.get("emit") or {}
+        lines = []
+        for la in e.get("layers", []):
+            lines.append(f"  {la['name']}: {la['detail']} (~{la['est_instructions']} instructions for "
+                         f"{la['macs']} MACs)")
+        if b:
+            lines.append(f"rv32ec: flash {b['flash_used']} of {b['flash_bytes']} B (code {b['code']} B, constants "
+                         f"{b['rodata']} B); RAM {b['ram_static']} of {b['ram_bytes']} B static + {b['stack']} B left "
+                         f"for the stack (needs >= {K.STACK_MIN})")
+        elif e:
+            lines.append(f"rv32ec: estimated flash {e['est_flash']} of {self.flash_bytes} B (not built)")
+        return lines
+
+
+def elf_sizes(elf):
+    """Flash and RAM use of a linked image, from its section headers."""
+    from elftools.elf.elffile import ELFFile
+    with open(elf, "rb") as f:
+        ef = ELFFile(f)
+        sec = {s.name: s["sh_size"] for s in ef.iter_sections()}
+        syms = {s.name: s["st_value"] for s in ef.get_section_by_name(".symtab").iter_symbols()}
+    code = sec.get(".init", 0) + sec.get(".text", 0)
+    rodata, data = sec.get(".rodata", 0), sec.get(".data", 0)
+    static = syms["__stack_bottom"] - 0x20000000
+    return {"flash_used": code + rodata + data, "code": code, "rodata": rodata, "data": data,
+            "ram_static": static, "stack": syms["__stack_top"] - syms["__stack_bottom"]}
