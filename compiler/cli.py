@@ -33,6 +33,10 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:  # noqa: BLE001 - the internal-error class: report and exit 2
         traceback.print_exc()
         print("lbc: internal error (a bug in lbc); please report it with the model that triggered it",
