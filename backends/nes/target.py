@@ -1,0 +1,721 @@
+"""The NES target: ca65 assembly for the 6502 (Ricoh 2A03), a bootable NROM-256 cartridge (.nes)
+with a demo shell, and a sim65 build used by `lbc run`, the tests and the benchmark.
+
+Output folder (see model.inc for the calling convention of the inference routine):
+
+    model.s, model.inc    the inference routine and its include file: take these two into a game
+    shell.s, samples.s, chr.s, nrom.cfg    the demo cartridge: shows a sample as a picture, runs the
+                          network, shows the class and the cycles it took; the controller steps
+                          through the samples compiled into the ROM (--samples data.npz)
+    sim_main.s, sim6502.cfg               the sim65 build: raw int8 samples on stdin, outputs on stdout
+    model.nes, model_sim.prg              the two builds of the same routine (after `build`)
+
+Both builds link the same model.o; its code and tables start on page boundaries, so the cycle
+counts (which depend on page crossings) are identical in the ROM and under sim65.
+"""
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lbc.backends.base import Namer, Target, comment_safe, header_lines, template_env
+from lbc.backends.nes import lower as L
+from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
+from lbc.ir.quant import quantize_input
+
+HERE = Path(__file__).resolve().parent
+RUNTIME = HERE.parent.parent / "runtime" / "nes"
+
+PRG_BYTES = 32768  # NROM-256: 2 x 16 KB PRG-ROM at $8000-$FFFF
+VECTOR_BYTES = 6
+RAM_BYTES = 2048  # $0000-$07FF
+STACK_BYTES = 256  # $0100-$01FF
+SHELL_RAM_BYTES = 256  # $0200-$02FF: the demo shell's variables (and room for a game's OAM page)
+ZP_SHELL_BYTES = 32  # zero page kept for the demo shell (and the cc65 runtime in the sim build)
+ZP_MODEL_MAX = 192  # zero page the model may take: scratch + the activation arena when it fits
+SHELL_ROM_BYTES = 1280  # PRG of the demo shell's code and text (measured 1,049 B; kept with margin)
+ALIGN_PAD_BYTES = 510  # worst case padding of the two page-aligned segments (CODE, RODATA)
+LAYOUT_PAD_BYTES = 3  # budgeted per never-executed place where lower.layout may pad (measured ~1.5)
+MAX_IO_BYTES = 256
+MAX_SAMPLES = 16  # samples taken from --samples for the ROM
+SYNTHETIC_SAMPLES = 4  # without --samples: deterministic random inputs
+WEIGHT_DTYPES = ("ternary", "pentary", "i2", "i4")
+CYCLES_NTSC_FRAME = 29780
+
+
+@dataclass
+class Store:
+    """How an activation tensor is stored: byte = value + o, value in [vlo, vhi]."""
+    o: int
+    vlo: int
+    vhi: int
+    off: int  # arena offset
+
+    @property
+    def urange(self):
+        return self.vlo + self.o, self.vhi + self.o
+
+
+@dataclass
+class LayerPlan:
+    node: object
+    name: str
+    K: int
+    M: int
+    nnz: int
+    zeros: int
+    dtype: str
+    variants: dict = field(default_factory=dict)  # kernel -> dict(code, sub, data, bytes, cycles, acc_bits)
+    kernel: str = ""
+    problems: list = field(default_factory=list)
+    allowed: list = field(default_factory=list)
+
+
+def _est_requant_cycles(p):
+    return {"const": 5, "thresholds": 25}.get(p.kind, 125)
+
+
+class Lowering:
+    """Integer graph -> per-step ca65 lines for the NES (see lower.py for the kernels)."""
+
+    def __init__(self, graph, kernel="auto"):
+        self.g = graph
+        self.kernel = kernel
+        self.problems = []
+        self.names = Namer("lbc_")
+        mp = graph.meta.get("memory_plan")
+        if mp is None:
+            raise InternalError("the NES target needs the plan-memory pass")
+        self.offsets = mp["offsets"]
+        self.arena_bytes = max(int(mp["arena_bytes"]), 1)
+        self.arena_zp = self.arena_bytes + L.Tmp.BYTES <= ZP_MODEL_MAX
+        self.store = {}
+        self.layers = []
+        self.steps = []
+        self.needs_tables = False
+        self._plan_storage()
+
+    # -------------------------------------------------------------------- storage of activations
+    def loc(self, t, i=0):
+        return L.Loc(f"lbc_arena+{self.store[t].off + i}", self.arena_zp)
+
+    def _plan_storage(self):
+        g = self.g
+        users = g.consumers()
+        inp = g.inputs[0]
+        dense_user = any(n.op == "dense" for n in users.get(inp, []))
+        self.flip_input = dense_user
+        self.store[inp] = Store(128 if dense_user else 0, -128, 127, self.offsets[inp])
+        for n in g.nodes:
+            out = n.outputs[0]
+            if n.op == "dense":
+                lo, hi = n.attr("lo"), n.attr("hi")
+                signed_internal = lo < 0 and out not in g.outputs
+                self.store[out] = Store(128 if signed_internal else 0, lo, hi, self.offsets[out])
+            elif n.op == "relu":
+                s = self.store[n.inputs[0]]
+                self.store[out] = Store(0, max(s.vlo, 0), max(s.vhi, 0), self.offsets[out])
+            elif n.op == "reshape":
+                s = self.store[n.inputs[0]]
+                self.store[out] = Store(s.o, s.vlo, s.vhi, self.offsets[out])
+            elif n.op == "argmax":
+                self.store[out] = Store(0, 0, 0, self.offsets[out])
+            for t in n.inputs:
+                if t in g.consts or t not in self.store:
+                    continue
+                st = self.store[t]
+                if n.op == "dense" and st.vlo + st.o < 0:
+                    self.problems.append(f"dense {n.name} reads {t}, a signed graph output; the NES target "
+                                         f"needs dense inputs stored unsigned")
+
+    # -------------------------------------------------------------------- dense layers
+    def plan_dense(self, idx, n):
+        g = self.g
+        x, wt = n.inputs[0], n.inputs[1]
+        w = np.asarray(g.consts[wt], dtype=np.int64)
+        b = np.asarray(g.consts[n.inputs[2]], dtype=np.int64) if len(n.inputs) > 2 else np.zeros(w.shape[0], np.int64)
+        M, K = w.shape
+        lp = LayerPlan(n, f"lbc_L{idx}", K, M, int(np.count_nonzero(w)), int(w.size - np.count_nonzero(w)),
+                       g.types[wt].dtype.name)
+        ms = np.broadcast_to(np.asarray(n.attr("m"), dtype=np.int64), (M,))
+        ks = np.broadcast_to(np.asarray(n.attr("k"), dtype=np.int64), (M,))
+        lo, hi = n.attr("lo"), n.attr("hi")
+        si, so = self.store[x], self.store[n.outputs[0]]
+        lp.x_off, lp.y_off = si.off, so.off
+        ul, uh = si.urange
+        in_locs = [L.Loc(f"{lp.name}_x+{i}", self.arena_zp) for i in range(K)]
+        outs = [L.Loc(f"{lp.name}_y+{j}", self.arena_zp) for j in range(M)]
+        planes = [L.planes_of(w[j]) for j in range(M)]
+        Kb = [int(b[j]) - si.o * int(w[j].sum()) for j in range(M)]
+
+        def requant(j, rmin, rmax, off):
+            p = L.plan_requant(rmin, rmax, Kb[j] - off, int(ms[j]), int(ks[j]), lo, hi, so.o)
+            L.verify_requant(p, rmin, rmax, Kb[j] - off, int(ms[j]), int(ks[j]), lo, hi, so.o)
+            return p
+
+        def sgn(v):
+            return f"+ {v}" if v >= 0 else f"- {-v}"
+
+        # unrolled: every neuron needs a provable 16-bit chain; requant inline or through the shared multiply
+        try:
+            chains = []
+            for j in range(M):
+                cp = L.unrolled_chain_plan(planes[j], ul, uh)
+                if cp is None:
+                    raise TargetError(f"neuron {j} needs more than a 16-bit accumulator "
+                                      f"(sum|w| = {int(np.abs(w[j]).sum())}, inputs in [{ul}, {uh}])")
+                p = requant(j, cp[2], cp[3], cp[1])
+                if p.kind == "multiply" and p.L1 is not None and len(planes[j]) == 1 and p.L1 % 256:
+                    # start X0 so the low-clamp threshold is a multiple of 256: one compare instead of two
+                    l1v = p.L1 - cp[1]
+                    cp2 = L.unrolled_chain_plan(planes[j], ul, uh, prefer=lambda off: (l1v + off) % 256 == 0)
+                    if cp2 != cp:
+                        cp, p = cp2, requant(j, cp2[2], cp2[3], cp2[1])
+                chains.append((cp, p))
+            for call in (False, True):
+                code, cycles, adds, uses_mul, chain_bytes = L.Code(), 0, 0, False, 0
+                for j, ((X0, off, rmin, rmax), p) in enumerate(chains):
+                    lab = f"{lp.name}n{j}"
+                    code.comment(f"neuron {j}: raw in [{rmin}, {rmax}], acc = raw {sgn(Kb[j] - off)}")
+                    if p.kind != "const" and planes[j]:
+                        before = code.size
+                        L.emit_unrolled_neuron(code, planes[j], X0, in_locs, lab)
+                        chain_bytes += code.size - before
+                        n_adds = sum(len(t) for _, t in planes[j])
+                        adds += n_adds
+                        cycles += 6.3 * n_adds + 12 + 30 * (len(planes[j]) - 1)
+                    uses_mul |= p.kind == "multiply"
+                    L.emit_requant(code, p, outs[j], lab, call=call)
+                    cycles += _est_requant_cycles(p) + (32 if call and p.kind == "multiply" else 0)
+                shl = {L.shift_table_used(p.k, call) for _, p in chains if p.kind == "multiply"} - {None}
+                lp.variants["unrolled_call" if call else "unrolled"] = {
+                    "code": code, "sub": L.Code(), "data": [], "bytes": code.size, "cycles": cycles,
+                    "acc_bits": 16, "mul": uses_mul, "call": call and uses_mul, "adds": adds,
+                    "chain_bytes": chain_bytes, "shl": shl}
+        except TargetError as e:
+            lp.problems.append(f"unrolled: {e}")
+
+        # loop over packed plane masks: 16-bit accumulator when the range allows, else 24
+        try:
+            offs = [L.loop_offset(planes[j], ul, uh, K) if planes[j] else (0, 0, 0, 0, 16) for j in range(M)]
+            if any(o is None for o in offs):
+                raise TargetError("needs more than a 24-bit accumulator")
+            acc24 = any(o[4] == 24 for o in offs)
+            code, sub, data, cycles, uses_mul = L.Code(), L.Code(), [], 0, False
+            routine = f"{lp.name}_plane"
+            L.emit_plane_routine(sub, routine, f"{lp.name}_x", self.arena_zp, K, acc24)
+            nbytes = (K + 7) // 8
+            for j in range(M):
+                lab = f"{lp.name}n{j}"
+                off0, off, rmin, rmax, bits = offs[j]
+                p = requant(j, rmin, rmax, off)
+                code.comment(f"neuron {j}: raw in [{rmin}, {rmax}], acc = raw {sgn(Kb[j] - off)}")
+                if p.kind != "const" and planes[j]:
+                    masks = L.loop_masks(planes[j], K)
+                    labels = [f"{lab}_m{pi}" for pi in range(len(planes[j]))]
+                    for (pl, mb), ml in zip(masks, labels):
+                        if mb is not None:
+                            data.append((ml, [int(v) for v in mb]))
+                    L.emit_loop_neuron(code, planes[j], masks, labels, routine, off0, acc24)
+                    n_planes = sum(1 for _, t in planes[j] if t)
+                    n_adds = sum(len(t) for _, t in planes[j])
+                    cycles += n_planes * (40 + nbytes * 30 + K * 16) + n_adds * 14
+                uses_mul |= p.kind == "multiply"
+                L.emit_requant(code, p, outs[j], lab, raw24=acc24 and p.kind != "const", call=True)
+                cycles += _est_requant_cycles(p) + 32 + (20 if acc24 else 0)
+            dbytes = sum(len(v) for _, v in data)
+            lp.variants["loop"] = {"code": code, "sub": sub, "data": data, "bytes": code.size + sub.size + dbytes,
+                                   "cycles": cycles, "acc_bits": 24 if acc24 else 16, "mul": uses_mul,
+                                   "call": uses_mul, "mask_bytes": dbytes, "shl": set()}
+        except TargetError as e:
+            lp.problems.append(f"loop: {e}")
+        if not lp.variants:
+            self.problems.append(f"dense {n.name}: no NES kernel fits ({'; '.join(lp.problems)})")
+        return lp
+
+    # -------------------------------------------------------------------- other ops
+    def small_step(self, n):
+        c = L.Code()
+        g = self.g
+        if n.op == "reshape":
+            c.comment("reshape: shares its input's bytes, no code")
+        elif n.op == "relu":
+            si, so = self.store[n.inputs[0]], self.store[n.outputs[0]]
+            size = g.types[n.inputs[0]].size
+            for i in range(size):
+                c.mem("lda", self.loc(n.inputs[0], i))
+                if si.o:
+                    c.imm("eor", 0x80)
+                c.br("bpl", "*+4")
+                c.imm("lda", 0)
+                c.mem("sta", self.loc(n.outputs[0], i))
+        elif n.op == "argmax":
+            shape = g.types[n.inputs[0]].shape
+            if len(shape) != 2:
+                self.problems.append(f"argmax {n.name}: only [1, N] inputs are supported on the NES target")
+                return c
+            si = self.store[n.inputs[0]]
+            N = shape[1]
+            flip = 0 if si.o else 0x80  # compare as unsigned: biased bytes already are
+            c.imm("ldy", 0)
+            c.mem("lda", self.loc(n.inputs[0], 0))
+            if flip:
+                c.imm("eor", flip)
+            c.zp("sta", L.Tmp.t)
+            c.imm("ldx", 1)
+            lab = self.names(f"am_{n.name}")
+            c.label(f"{lab}_l")
+            c.absx("lda", f"lbc_arena+{si.off},x", False)
+            if flip:
+                c.imm("eor", flip)
+            c.zp("cmp", L.Tmp.t)
+            c.br("bcc", f"{lab}_n")
+            c.br("beq", f"{lab}_n")
+            c.zp("sta", L.Tmp.t)
+            c.imp("txa")
+            c.imp("tay")
+            c.label(f"{lab}_n")
+            c.imp("inx")
+            c.imm("cpx", N)
+            c.br("bne", f"{lab}_l")
+            c.imp("tya")
+            out = n.outputs[0]
+            c.mem("sta", self.loc(out, 0))
+            c.imm("lda", 0)
+            for i in range(1, 4):
+                c.mem("sta", self.loc(out, i))
+        return c
+
+    # -------------------------------------------------------------------- whole graph
+    def run(self):
+        g = self.g
+        for n in g.nodes:
+            if n.op == "dense":
+                shp = g.types[n.inputs[0]].shape
+                if len(shp) != 2:
+                    self.problems.append(f"dense {n.name}: input shape {list(shp)}; the NES target takes [1, K]")
+                    continue
+                dt = g.types[n.inputs[1]].dtype.name
+                if dt not in WEIGHT_DTYPES:
+                    self.problems.append(f"dense {n.name}: weights of dtype {dt} are not supported on the NES target")
+                    continue
+                lp = self.plan_dense(len(self.layers), n)
+                self.layers.append(lp)
+                self.steps.append({"op": "dense", "layer": lp})
+            else:
+                self.steps.append({"op": n.op, "code": self.small_step(n), "node": n})
+        # prologue: flip the input's sign bits (u = x + 128) in place
+        self.prologue = L.Code()
+        if self.flip_input:
+            size = g.types[g.inputs[0]].size
+            z = 2 if self.arena_zp else 3
+            self.prologue.raw(f".repeat {size}, I\n    lda lbc_input+I\n    eor #$80\n    sta lbc_input+I\n"
+                              f".endrepeat", size * (2 * z + 2))
+        return self
+
+    def _fixed_bytes(self):
+        return self.prologue.size + 16 + sum(s["code"].size for s in self.steps if s["op"] != "dense")
+
+    def choose(self, budget):
+        """Pick a kernel per layer: the smallest ROM first, then the switch with the most cycles saved per
+        extra byte, as long as the ROM budget allows. Returns the model's PRG bytes."""
+        for lp in self.layers:
+            if not lp.variants:
+                continue
+            if self.kernel != "auto":
+                names = [k for k in lp.variants if k.split("_")[0] == self.kernel]
+                if not names:
+                    lp.problems.append(f"kernel {self.kernel} not possible")
+                    names = list(lp.variants)
+            else:
+                names = list(lp.variants)
+            lp.allowed = names
+            lp.kernel = min(names, key=lambda k: (lp.variants[k]["bytes"], lp.variants[k]["cycles"]))
+        while True:
+            total = self.rom_bytes()
+            best = None
+            for lp in self.layers:
+                if not lp.kernel:
+                    continue
+                cur = lp.variants[lp.kernel]
+                for name in lp.allowed:
+                    v = lp.variants[name]
+                    gain = cur["cycles"] - v["cycles"]
+                    if name == lp.kernel or gain <= 0:
+                        continue
+                    old = lp.kernel
+                    lp.kernel = name
+                    extra = self.rom_bytes() - total
+                    lp.kernel = old
+                    if total + extra <= budget:
+                        score = gain / max(extra, 1)
+                        if best is None or score > best[0]:
+                            best = (score, lp, name)
+            if best is None:
+                break
+            best[1].kernel = best[2]
+        return self.rom_bytes()
+
+    def _uses(self, key):
+        return any(lp.kernel and lp.variants[lp.kernel][key] for lp in self.layers)
+
+    def rom_bytes(self):
+        total = self._fixed_bytes() + sum(lp.variants[lp.kernel]["bytes"] for lp in self.layers if lp.kernel)
+        self.shift_tables = sorted(set().union(*[lp.variants[lp.kernel]["shl"] for lp in self.layers if lp.kernel]))
+        total += 256 * len(self.shift_tables)
+        total += LAYOUT_PAD_BYTES * sum(sum(1 for it in lp.variants[lp.kernel]["code"].items if it[3])
+                                        for lp in self.layers if lp.kernel)
+        self.needs_tables, self.needs_mul = self._uses("mul"), self._uses("call")
+        if self.needs_mul:
+            c = L.Code()
+            L.emit_mul_routines(c)
+            L.emit_mul_init(c)
+            total += c.size
+        return total + (L.TABLE_BYTES if self.needs_tables else 0) + ALIGN_PAD_BYTES
+
+    def mul_code(self):
+        init, rout = L.Code(), L.Code()
+        if self.needs_mul:
+            L.emit_mul_init(init)
+            L.emit_mul_routines(rout)
+        return init, rout
+
+    def ram(self):
+        zp = L.Tmp.BYTES + (self.arena_bytes if self.arena_zp else 0)
+        return {"zp": zp, "ram": 0 if self.arena_zp else self.arena_bytes}
+
+
+def _load_samples(path, graph, limit):
+    p = Path(path)
+    if not p.exists():
+        raise LbcError(f"--samples {path}: file not found")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise LbcError(f"--samples {path}: not a .npy/.npz file ({e})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        if "x" not in data.files:
+            raise LbcError(f"--samples {path}: an .npz needs an array named x (has {', '.join(data.files)})")
+        x, y = data["x"], (data["y"] if "y" in data.files else None)
+    else:
+        x, y = data, None
+    shape = tuple(graph.types[graph.inputs[0]].shape[1:])
+    x = np.asarray(x)
+    if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+        raise LbcError(f"--samples {path}: shape {tuple(x.shape)} does not match the model input (N, "
+                       f"{', '.join(map(str, shape))})")
+    x = x[:limit].reshape((-1,) + shape).astype(np.float32)
+    labels = [int(v) for v in np.asarray(y)[:limit].reshape(-1)] if y is not None else [None] * len(x)
+    return x, labels
+
+
+class NesTarget(Target):
+    name = "nes"
+    description = "NES / 6502 (Ricoh 2A03): ca65 assembly, NROM-256 .nes cartridge and sim65 build"
+    default_quant = "ternary"
+    quants = ("ternary", "pentary", "int2", "int4")
+    ops = frozenset({"dense", "relu", "reshape", "argmax"})
+    flash_bytes = PRG_BYTES
+    ram_bytes = RAM_BYTES
+
+    def __init__(self, flash_bytes=None, ram_bytes=None, samples=None, kernel="auto", demo=True):
+        super().__init__(flash_bytes, ram_bytes)
+        if kernel not in ("auto", "unrolled", "loop"):
+            raise LbcError(f"kernel {kernel!r}: valid kernels are auto, unrolled, loop")
+        self.samples, self.kernel, self.demo = samples, kernel, bool(demo)
+        self._cache = None
+
+    def options(self):
+        opts = super().options()
+        if self.kernel != "auto":
+            opts["kernel"] = self.kernel
+        if not self.demo:
+            opts["demo"] = False
+        return opts
+
+    def weight_bytes(self, dtype_name, shape):
+        """Bytes of packed plane masks (the loop kernel's format): 2 bits per weight and plane."""
+        planes = {"ternary": 1, "i2": 2, "pentary": 2, "i4": 4, "i8": 8}.get(dtype_name, 8)
+        return planes * 2 * ((int(np.prod(shape[1:])) + 7) // 8) * int(shape[0])
+
+    # ---------------------------------------------------------------- budgets
+    def _budgets(self):
+        ram_model = self.ram_bytes - 256 - STACK_BYTES - SHELL_RAM_BYTES
+        return {"ram_model": ram_model, "zp_model": ZP_MODEL_MAX}
+
+    def _samples_bytes(self, graph, n):
+        size = graph.types[graph.inputs[0]].size
+        return n * (size + 16 + 12) + 256 + 128
+
+    def _lower(self, graph):
+        if self._cache is not None and self._cache[0] is graph:
+            return self._cache[1]
+        low = Lowering(graph, self.kernel).run()
+        self._cache = (graph, low)
+        return low
+
+    def check(self, graph):
+        problems = super().check(graph)
+        if problems:
+            return problems
+        inp, out = graph.inputs[0], graph.outputs[0]
+        if graph.types[inp].dtype.name != "i8":
+            problems.append(f"input {inp} is {graph.types[inp].dtype.name}; the NES target takes int8 inputs")
+        for t, what in ((inp, "input"), (out, "output")):
+            nbytes = graph.types[t].size * (4 if graph.types[t].dtype.name == "i32" else 1)
+            if nbytes > MAX_IO_BYTES:
+                problems.append(f"{what} {t} has {nbytes} bytes; the NES target handles at most {MAX_IO_BYTES}")
+        if problems:
+            return problems
+        low = self._lower(graph)
+        problems += low.problems
+        b = self._budgets()
+        ram = low.ram()
+        if ram["ram"] > b["ram_model"]:
+            problems.append(f"activations need {ram['ram']} bytes of RAM; the NES has {b['ram_model']} left for the "
+                            f"model (2 KB minus zero page, stack and the demo shell): over by "
+                            f"{ram['ram'] - b['ram_model']} bytes")
+        if not any(lp.problems and not lp.variants for lp in low.layers):
+            budget = self._rom_budget(graph, len(self._sample_set(graph)[0]))
+            need = low.choose(budget)
+            if need > budget:
+                per = ", ".join(f"{lp.node.name} {lp.variants[lp.kernel]['bytes']} B ({lp.kernel})"
+                                for lp in low.layers if lp.kernel)
+                problems.append(f"weights and code need {need} bytes of PRG-ROM; {budget} are left for the model "
+                                f"(32 KB NROM-256 minus the demo shell and samples): over by {need - budget} bytes "
+                                f"[{per}]")
+        return problems
+
+    def _sample_set(self, graph):
+        """The quantised samples compiled into the ROM and their labels (None = unknown)."""
+        if self.samples:
+            xs, labels = _load_samples(self.samples, graph, MAX_SAMPLES)
+        else:
+            rng = np.random.default_rng(0)
+            shape = tuple(graph.types[graph.inputs[0]].shape[1:])
+            xs = rng.uniform(0.0, 1.0, (SYNTHETIC_SAMPLES,) + shape).astype(np.float32)
+            labels = [None] * SYNTHETIC_SAMPLES
+        return quantize_input(xs, graph.types[graph.inputs[0]].exp), labels
+
+    def _rom_budget(self, graph, nsamples):
+        return self.flash_bytes - VECTOR_BYTES - SHELL_ROM_BYTES - self._samples_bytes(graph, nsamples)
+
+    # ---------------------------------------------------------------- emit
+    def emit(self, graph, outdir, options):
+        outdir = Path(outdir)
+        low = self._lower(graph)
+        if low.problems:
+            raise TargetError("the model cannot be compiled for nes:\n  - " + "\n  - ".join(low.problems))
+        xq, labels = self._sample_set(graph)
+        budget = self._rom_budget(graph, len(xq))
+        need = low.choose(budget)
+        if need > budget:
+            raise TargetError(f"weights and code need {need} bytes of PRG-ROM; {budget} are left: over by {need - budget}")
+        inp, out = graph.inputs[0], graph.outputs[0]
+        out_i32 = graph.types[out].dtype.name == "i32"
+        quant = graph.meta.get("quant", "?")
+        header = header_lines(graph, self.name, quant)
+        steps, layer_rows, data = [], [], []
+        pre = L.Code()
+        pre.imp("cld")
+        init, routines = low.mul_code()
+        pre.extend(init)
+        if low.flip_input:
+            pre.comment("the input as unsigned bytes u = x + 128 (in place): the dense kernels add unsigned bytes")
+            pre.extend(low.prologue)
+        tail = L.Code()
+        tail.imp("rts")
+        pre_lines, off, pad, nops = L.layout(pre, 0)
+        offsets = {}
+        for s in low.steps:
+            if s["op"] == "dense":
+                lp = s["layer"]
+                v = lp.variants[lp.kernel]
+                offsets[lp.name] = off
+                lines, off, p1, n1 = L.layout(v["code"], off)
+                steps.append({"op": "dense", "label": lp.name, "lines": lines,
+                              "x_off": lp.x_off, "y_off": lp.y_off,
+                              "comment": comment_safe(f"dense {lp.node.name}: {lp.K} -> {lp.M}, {lp.dtype} weights, "
+                                                      f"{lp.kernel.split('_')[0]} kernel, {v['acc_bits']}-bit "
+                                                      f"accumulator, {'shared' if v['call'] else 'inline'} multiply")})
+                tail.extend(v["sub"])
+                data.extend(v["data"])
+                layer_rows.append(self._layer_row(lp))
+            else:
+                lines, off, p1, n1 = L.layout(s["code"], off)
+                steps.append({"op": s["op"], "label": None, "lines": lines,
+                              "comment": comment_safe(f"{s['op']} {s['node'].name}")})
+            pad, nops = pad + p1, nops + n1
+        tail.extend(routines)
+        tail_lines, off, p1, n1 = L.layout(tail, off)
+        pad, nops = pad + p1, nops + n1
+        temps = L.Tmp.used(pre_lines + tail_lines + [ln for st in steps for ln in st["lines"]])
+        ram = low.ram()
+        ram["zp"] = sum(b for _, b in temps) + (low.arena_bytes if low.arena_zp else 0)
+        ctx = {
+            "header": header,
+            "temps": temps,
+            "arena_zp": low.arena_zp, "arena_bytes": low.arena_bytes,
+            "input_off": low.store[inp].off, "output_off": low.store[out].off,
+            "input_size": graph.types[inp].size, "output_size": graph.types[out].size,
+            "output_bytes": graph.types[out].size * (4 if out_i32 else 1), "output_argmax": int(out_i32),
+            "input_exp": graph.types[inp].exp or 0,
+            "output_exp": graph.types[out].exp if graph.types[out].exp is not None else 0,
+            "output_doc": ("the class index as a 32-bit little-endian int" if out_i32 else
+                           f"int8, real value = q * 2^-{graph.types[out].exp}, shape {list(graph.types[out].shape)}"),
+            "input_shape": list(graph.types[inp].shape), "output_shape": list(graph.types[out].shape),
+            "zp_bytes": ram["zp"], "ram_bytes": ram["ram"],
+            "pre": pre_lines, "steps": steps, "tail": tail_lines, "tables": low.needs_tables,
+            "shift_tables": low.shift_tables,
+            "data": [{"label": lab, "body": ", ".join(str(v) for v in vals)} for lab, vals in data],
+            "layers": layer_rows, "flip_input": low.flip_input, "macros": L.MACROS,
+        }
+        env = template_env(HERE / "templates")
+        files = {"model.s": "model.s.j2", "model.inc": "model.inc.j2"}
+        for name, tpl in files.items():
+            (outdir / name).write_text(env.get_template(tpl).render(**ctx))
+        for name in ("shell.s", "sim_main.s", "nrom.cfg", "sim6502.cfg"):
+            shutil.copyfile(RUNTIME / name, outdir / name)
+        from lbc.runtime.nes import chr as chrgen
+        (outdir / "chr.s").write_text(chrgen.chr_source(header))
+        (outdir / "samples.s").write_text(self._samples_source(env, graph, header, xq, labels))
+        (outdir / "samples.json").write_text(json.dumps({"labels": labels, "xq": xq.reshape(len(xq), -1).tolist()}) + "\n")
+        (outdir / "layout.json").write_text(json.dumps({"offsets": offsets}, sort_keys=True) + "\n")
+        rep = {"kernels": {r["layer"]: r["kernel"] for r in layer_rows}, "layers": layer_rows,
+               "code_bytes": off, "layout": {"offsets": offsets, "padding_bytes": pad, "nops": nops},
+               "model_rom_bytes": low.rom_bytes(), "zp_bytes": ram["zp"], "ram_bytes": ram["ram"],
+               "arena_in_zero_page": low.arena_zp, "samples": len(xq),
+               "files": ["model.s", "model.inc", "shell.s", "samples.s", "chr.s", "sim_main.s", "nrom.cfg",
+                         "sim6502.cfg"]}
+        return rep
+
+    def _layer_row(self, lp):
+        v = lp.variants[lp.kernel]
+        row = {"layer": lp.node.name, "kernel": lp.kernel.split("_")[0],
+               "requant": "shared multiply" if v["call"] else "inline", "dtype": lp.dtype, "in": lp.K, "out": lp.M,
+               "macs": lp.K * lp.M, "nonzero": lp.nnz, "zeros": lp.zeros, "acc_bits": v["acc_bits"],
+               "rom_bytes": v["bytes"], "est_cycles": int(v["cycles"]),
+               "alternatives": {k: {"rom_bytes": a["bytes"], "est_cycles": int(a["cycles"])}
+                                for k, a in lp.variants.items()}}
+        row["adds"] = v.get("adds", 0)
+        if lp.kernel.startswith("unrolled") and v["adds"]:
+            per_add = v["chain_bytes"] / v["adds"]
+            row["zeros_saved"] = {"rom_bytes": int(round(lp.zeros * per_add * v["adds"] / max(lp.nnz, 1))),
+                                  "cycles": int(round(lp.zeros * 6.3 * v["adds"] / max(lp.nnz, 1)))}
+        else:
+            row["zeros_saved"] = {"rom_bytes": 0, "cycles": int(lp.zeros * 14)}
+        return row
+
+    def _samples_source(self, env, graph, header, xq, labels):
+        shape = tuple(graph.types[graph.inputs[0]].shape[1:])
+        size = int(np.prod(shape))
+        if len(shape) >= 2:
+            h, w = int(np.prod(shape[:-1])), int(shape[-1])
+        else:
+            side = int(round(np.sqrt(size)))
+            h, w = (side, side) if side * side == size else ((size + 15) // 16, min(size, 16))
+        if h > 16 or w > 16:
+            h, w = (size + 15) // 16, min(size, 16)
+        scale = 2 if h <= 10 and w <= 8 else 1
+        flat = xq.reshape(len(xq), -1).astype(np.int64)
+        lo, hi = int(flat.min()), int(flat.max())
+        vals = np.where(np.arange(256) < 128, np.arange(256), np.arange(256) - 256)
+        lv = np.zeros(256, np.int64) if hi == lo else np.clip(((vals - lo) * 4) // (hi - lo + 1), 0, 3)
+        levels = [", ".join(f"${0x80 + int(v):02X}" for v in lv[i:i + 16]) for i in range(0, 256, 16)]
+        rows = []
+        top, left = 6, 2
+        for r in range(h):
+            for sr in range(scale):
+                rows.append(0x2000 + (top + r * scale + sr) * 32 + left)
+        samples = []
+        for i in range(len(xq)):
+            lab = labels[i]
+            samples.append({"input": ", ".join(str(int(v) & 0xFF) for v in np.pad(flat[i], (0, h * w - size))),
+                            "label": 0xFF if lab is None else int(lab) & 0xFF})
+        title = comment_safe(graph.name, 20).upper()
+        title = "".join(ch if 0x20 <= ord(ch) < 0x60 else " " for ch in title)
+        quant = str(graph.meta.get("quant", "")).upper() + "  " + "X".join(str(d) for d in shape)
+        ctx = {"header": header, "samples": samples, "n": len(xq), "h": h, "w": w, "scale": scale,
+               "rows": rows, "title": title, "quant": quant[:28], "levels": levels}
+        return env.get_template("samples.s.j2").render(**ctx)
+
+    # ---------------------------------------------------------------- build
+    def build(self, outdir):
+        from lbc.runtime.nes import harness as H
+        outdir = Path(outdir)
+        objs = H.assemble(outdir, ["model.s", "sim_main.s", "shell.s", "samples.s", "chr.s"])
+        H.link(outdir, "sim6502.cfg", ["sim_main.o", "model.o"], "model_sim.prg", libs=["sim6502.lib"],
+               map_file="model_sim.map", labels="model_sim.lbl")
+        H.link(outdir, "nrom.cfg", ["shell.o", "model.o", "samples.o", "chr.o"], "model.nes",
+               map_file="model.map", labels="model.lbl")
+        segs = H.read_segments(outdir / "model.map")
+        labels = H.read_labels(outdir / "model.lbl")
+        rep = json.loads((outdir / "layout.json").read_text()) if (outdir / "layout.json").exists() else {}
+        for name, off in rep.get("offsets", {}).items():
+            if labels[name] - labels["lbc_run"] != off or labels["lbc_run"] % 256:
+                raise InternalError(f"{name} is at lbc_run+{labels[name] - labels['lbc_run']}, the layout "
+                                    f"expected +{off}")
+        # measure every sample's inference under sim65 and write the counts into the ROM's table
+        man = json.loads((outdir / "samples.json").read_text())
+        xq = np.array(man["xq"], dtype=np.int64).astype(np.int8)
+        sim = H.Sim65Model(outdir / "model_sim.prg", xq.shape[1], self._out_bytes(outdir))
+        _, cycles = sim.run_each(xq)
+        rom = bytearray((outdir / "model.nes").read_bytes())
+        base = labels["sh_cycles"] - 0x8000 + 16
+        for i, c in enumerate(cycles):
+            rom[base + 6 * i:base + 6 * i + 6] = f"{int(c):>6d}"[-6:].encode()
+        (outdir / "model.nes").write_bytes(bytes(rom))
+        man["cycles"] = [int(c) for c in cycles]
+        (outdir / "samples.json").write_text(json.dumps(man) + "\n")
+        prg_used = sum(v for k, v in segs.items() if k not in ("ZEROPAGE", "BSS", "CHARS", "HEADER"))
+        return {"nes": "model.nes", "sim": "model_sim.prg", "segments": segs, "prg_used_bytes": prg_used,
+                "sample_cycles": man["cycles"]}
+
+    def _out_bytes(self, outdir):
+        for line in (Path(outdir) / "model.inc").read_text().splitlines():
+            if line.startswith("LBC_OUTPUT_BYTES"):
+                return int(line.split("=")[1].split(";")[0])
+        raise InternalError("model.inc has no LBC_OUTPUT_BYTES")
+
+    # ---------------------------------------------------------------- run
+    def run(self, outdir, manifest, xq):
+        from lbc.runtime.nes import harness as H
+        outdir = Path(outdir)
+        prg = outdir / "model_sim.prg"
+        if not prg.exists():
+            raise ToolchainError(f"{prg} is missing; compile the model first (without --no-build)")
+        out_bytes = self._out_bytes(outdir)
+        sim = H.Sim65Model(prg, int(np.prod(manifest["input"]["shape"][1:])), out_bytes)
+        xq = np.asarray(xq, dtype=np.int8).reshape(len(xq), -1)
+        y, cycles = sim.run_each(xq)
+        if manifest["output"]["dtype"] == "i32":
+            yq = y.view(np.uint8).reshape(len(xq), -1, 4).copy().view("<i4").reshape(len(xq), -1)
+        else:
+            yq = y.view(np.int8)
+        yq = yq.reshape((len(xq),) + tuple(manifest["output"]["shape"][1:]))
+        stats = {"cycles_mean": round(float(cycles.mean()), 1), "cycles_min": int(cycles.min()),
+                 "cycles_max": int(cycles.max()), "ntsc_frames_max": round(int(cycles.max()) / CYCLES_NTSC_FRAME, 3),
+                 "cycles": [int(c) for c in cycles]}
+        return yq, stats
+
+    def summary(self, report):
+        e = report.get("emit", {})
+        out = []
+        for r in e.get("layers", []):
+            z = r["zeros_saved"]
+            out.append(f"nes: {r['layer']}: {r['kernel']} kernel, {r['acc_bits']}-bit accumulator, {r['requant']} "
+                       f"requant, {r['rom_bytes']} B; "
+                       f"zeros saved {z['rom_bytes']} B and ~{z['cycles']} cycles")
+        if e:
+            out.append(f"nes: model PRG {e.get('model_rom_bytes')} B, zero page {e.get('zp_bytes')} B, "
+                       f"RAM {e.get('ram_bytes')} B")
+        b = report.get("build", {})
+        if b.get("sample_cycles"):
+            c = b["sample_cycles"]
+            out.append(f"nes: model.nes built; cycles per inference on the {len(c)} ROM samples: "
+                       f"min {min(c)}, mean {sum(c) / len(c):.0f}, max {max(c)} "
+                       f"({max(c) / CYCLES_NTSC_FRAME:.2f} NTSC frames)")
+        return out

@@ -1,0 +1,108 @@
+"""The NES dense kernels and the requantisation, neuron by neuron, under py65: every weight dtype,
+both kernels (unrolled and loop), signed and ReLU inputs, 16- and 24-bit accumulators, the
+threshold and multiply requant paths, and the corner inputs (all-min, all-max, worst signs)."""
+
+import numpy as np
+import pytest
+
+from lbc.backends.nes import lower as L
+from nes_util import build_neurons, need_cc65, need_py65
+
+RANGES = {"ternary": (-1, 1), "pentary": (-2, 2), "int2": (-2, 1), "int4": (-8, 7)}
+
+
+def ref(n, u):
+    x = np.asarray(u, np.int64) - n["o_in"]
+    acc = int(np.dot(np.asarray(n["w"], np.int64), x)) + int(n["b"])
+    return (int(L.requant_ref(acc, n["m"], n["k"], n["lo"], n["hi"])) + n["o_out"]) & 0xFF
+
+
+def random_neurons(rng, dt, K, count, signed, relu):
+    lo_w, hi_w = RANGES[dt]
+    out = []
+    for _ in range(count):
+        w = rng.integers(lo_w, hi_w + 1, K)
+        w[rng.random(K) < 0.3] = 0
+        out.append({"w": w, "b": int(rng.integers(-300, 300)), "m": int(rng.integers(1, 256)),
+                    "k": int(rng.integers(0, 17)), "lo": 0 if relu else -128, "hi": 127,
+                    "o_in": 128 if signed else 0, "o_out": 0 if relu else int(rng.choice([0, 128])),
+                    "ul": 0, "uh": 255 if signed else 127})
+    return out
+
+
+def check(rom, neurons, K, rng, n_inputs=60):
+    ul, uh = neurons[0]["ul"], neurons[0]["uh"]
+    for t in range(n_inputs):
+        if t == 0:
+            u = np.full(K, ul)
+        elif t == 1:
+            u = np.full(K, uh)
+        elif t < 2 + len(neurons):  # the extreme input of each neuron: max positive, min negative part
+            w = neurons[t - 2]["w"]
+            u = np.where(w > 0, uh, ul) if t % 2 else np.where(w > 0, ul, uh)
+        else:
+            u = rng.integers(ul, uh + 1, K)
+        rom.poke(rom.labels["inp"], u)
+        rom.call("entry")
+        got = rom.peek(rom.labels["outp"], len(neurons))
+        want = [ref(n, u) for n in neurons]
+        assert list(got) == want, (t, list(u))
+
+
+@need_cc65
+@need_py65
+@pytest.mark.parametrize("kernel", ["unrolled", "unrolled_call", "loop"])
+@pytest.mark.parametrize("dt", list(RANGES))
+def test_random_neurons(tmp_path, dt, kernel):
+    rng = np.random.default_rng(hash((dt, kernel)) % 2**32)
+    for signed, relu in ((True, True), (False, False)):
+        K = int(rng.integers(3, 40))
+        neurons = random_neurons(rng, dt, K, 6, signed, relu)
+        rom, _ = build_neurons(tmp_path, neurons, K, kernel)
+        check(rom, neurons, K, rng)
+
+
+@need_cc65
+@need_py65
+@pytest.mark.parametrize("kernel", ["unrolled", "unrolled_call", "loop"])
+def test_corner_neurons(tmp_path, kernel):
+    """Single weights, only negative weights, empty bit planes, all zero, big int4 fans (loop: 24-bit)."""
+    base = {"b": 5, "lo": -128, "hi": 127, "o_in": 128, "o_out": 128, "ul": 0, "uh": 255}
+    K = 64
+    ws = [np.eye(1, K, 3, dtype=np.int64)[0], -np.eye(1, K, 0, dtype=np.int64)[0],
+          np.r_[-1, -1, -1, np.zeros(K - 3, np.int64)], np.r_[-8, 0, 4, 7, -8, np.zeros(K - 5, np.int64)],
+          np.r_[4, 0, 4, -4, np.zeros(K - 4, np.int64)], np.zeros(K, np.int64), np.full(K, 7 if kernel == "loop" else 3),
+          np.full(K, -8 if kernel == "loop" else -3)]
+    mk = [(200, 12), (100, 9), (1, 0), (255, 16), (3, 1), (50, 5), (200, 14), (37, 12)]
+    neurons = [{**base, "w": w, "m": m, "k": k} for w, (m, k) in zip(ws, mk)]
+    rom, plans = build_neurons(tmp_path, neurons, K, kernel)
+    check(rom, neurons, K, np.random.default_rng(1))
+
+
+def test_requant_plans_exhaustive():
+    """The requant plan equals clamp(((acc*m + r) >> k), lo, hi) for every raw value (pure Python)."""
+    rng = np.random.default_rng(7)
+    kinds = set()
+    for _ in range(300):
+        rmin = int(rng.integers(0, 30000))
+        rmax = rmin + int(rng.integers(0, 35000))
+        K = int(rng.integers(-40000, 10000))
+        m, k = int(rng.integers(0, 256)), int(rng.integers(0, 24))
+        lo, hi = (0, 127) if rng.random() < 0.5 else (-128, 127)
+        o = int(rng.choice([0, 128]))
+        try:
+            p = L.plan_requant(rmin, rmax, K, m, k, lo, hi, o)
+        except Exception as e:  # noqa: BLE001 - only the documented refusal is allowed
+            assert "too small" in str(e) or "more than 16 bits" in str(e), e
+            continue
+        kinds.add(p.kind)
+        L.verify_requant(p, rmin, rmax, K, m, k, lo, hi, o)
+    assert kinds == {"const", "thresholds", "multiply"}
+
+
+def test_chain_plan_refuses_what_16_bits_cannot_hold():
+    planes = L.planes_of(np.full(300, 1))  # 300 * 255 > 65279: no X0 makes the chain exact
+    assert L.unrolled_chain_plan(planes, 0, 255) is None
+    assert L.unrolled_chain_plan(L.planes_of(np.full(250, 1)), 0, 255) is not None
+    off0, off, rmin, rmax, bits = L.loop_offset(L.planes_of(np.full(300, -8)), 0, 255, 300)
+    assert bits == 24 and rmin >= 0
