@@ -1,6 +1,7 @@
 """Backends: one package per target. `get_target(name)` returns a Target instance."""
 
 import importlib
+import inspect
 
 from lbc.errors import LbcError
 
@@ -32,4 +33,11 @@ def get_target(name, **options):
     if name not in names:
         raise LbcError(f"unknown target {name!r}; valid targets: {', '.join(names)}")
     mod, cls = TARGETS[name].split(":")
-    return getattr(importlib.import_module(mod), cls)(**options)
+    target_cls = getattr(importlib.import_module(mod), cls)
+    try:
+        inspect.signature(target_cls).bind(**options)
+    except TypeError:
+        takes = [p for p in inspect.signature(target_cls).parameters if p not in ("args", "kwargs")]
+        raise LbcError(f"target {name} does not take the option(s) {', '.join(sorted(options))}; "
+                       f"it takes: {', '.join(takes) or 'none'}") from None
+    return target_cls(**options)
