@@ -16,8 +16,17 @@ DIGITS = ROOT / "examples" / "digits"
 BUILD = ROOT / "build" / "demo"
 
 
+# The figures worth a line, in order, with short labels; each target reports those that apply to it.
+SHOWN = [("instructions_per_inference", "instr"), ("instructions_per_mac", "instr/MAC"),
+         ("est_ch32v003_cycles", "est. cycles"), ("cycles_mean", "cycles"), ("cycles_per_inference", "cycles"),
+         ("ntsc_frames_max", "NTSC frames"), ("flash_used", "flash B"), ("ram_static", "RAM B"),
+         ("prg_used_bytes", "PRG B"), ("image_bytes", "image B"), ("zero_pent_fraction", "zero pents")]
+
+
 def fmt(v):
-    return f"{v:,}" if isinstance(v, int) else (f"{v:.2f}" if isinstance(v, float) else str(v))
+    if isinstance(v, float) and abs(v) < 100 and not v.is_integer():
+        return f"{v:,.2f}"
+    return f"{round(v):,}"
 
 
 def main():
@@ -36,9 +45,9 @@ def main():
             _, yq, stats = run_compiled(out, x)
             acc = np.mean(yq.reshape(len(y), -1).argmax(1) == y)
             t = c.report["totals"]
-            extra = {k: v for k, v in {**c.report.get("build", {}), **stats}.items() if isinstance(v, (int, float))}
-            print(f"  {quant:<8} accuracy {acc:.4f}  weights {t['weight_bytes']:>5,} B + {t['other_const_bytes']:,} B bias  "
-                  + "  ".join(f"{k} {fmt(v)}" for k, v in extra.items()))
+            figures = {**c.report.get("build", {}), **stats}
+            shown = [f"{label} {fmt(figures[k])}" for k, label in SHOWN if isinstance(figures.get(k), (int, float))]
+            print(f"  {quant:<8} accuracy {acc:.4f}  weights {t['weight_bytes']:>5,} B  " + "  ".join(shown))
         print()
     print(f"builds are in {BUILD.relative_to(ROOT)}/ (run one again with: lbc run <dir> --input x.npy)")
     return 0
