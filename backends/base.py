@@ -8,7 +8,6 @@ built artifact on a batch of quantised inputs in `run`.
 
 import re
 import shutil
-from pathlib import Path
 
 import jinja2
 import numpy as np

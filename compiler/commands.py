@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lbc import driver
-from lbc.errors import InternalError, LbcError
+from lbc.errors import InternalError
 
 
 def register(sub):

@@ -47,7 +47,7 @@ from lbc.ir.dtypes import QUANT_DTYPES
 from lbc.ir.quant import choose_multiplier
 from lbc.passes.quantize import activation_exp, quantize_weights, round_half_up
 
-__all__ = ["QuantAct", "QuantLinear", "QuantConv2d", "freeze", "QATError"]
+__all__ = ["QuantAct", "QuantLinear", "QuantConv2d", "freeze", "fit", "accuracy", "QATError"]
 
 
 class QATError(LbcError):
@@ -285,3 +285,31 @@ def freeze(model, example_input):
     for m in layers:
         m._frozen = "in" in m._links
     return model
+
+
+def fit(model, x, y, epochs, lr, batch=32, seed=0):
+    """Train a classifier (float or QAT) with Adam, cosine-annealed learning rate and cross-entropy.
+
+    Deterministic for a given seed (single-threaded torch). `x`, `y` are numpy arrays. Returns the
+    model in eval mode; call `freeze` on a QAT model afterwards."""
+    g = torch.Generator().manual_seed(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), batch):
+            idx = perm[i:i + batch]
+            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return model.eval()
+
+
+def accuracy(model, x, y):
+    """Top-1 accuracy of `model` on numpy inputs and labels."""
+    with torch.no_grad():
+        return float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))

@@ -21,7 +21,6 @@ with power-of-two scales: those become exponent hints (meta["exp_hints"]) that t
 uses instead of calibration, exactly like ONNX Q/DQ pairs.
 """
 
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field

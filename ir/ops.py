@@ -10,7 +10,7 @@ Integer semantics (see `lbc.ir.quant`): every op that changes scale ends in
 A fused activation is expressed only through `lo`/`hi` (ReLU: lo = 0).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

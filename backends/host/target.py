@@ -16,7 +16,6 @@ from lbc.backends.base import (Namer, Target, WEIGHT_CODE, c_array, comment_safe
                                pack_rows, packed_row_bytes, template_env)
 from lbc.errors import InternalError, ToolchainError
 from lbc.ir.ops import OPS
-from lbc.passes.plan_memory import tensor_bytes
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"

@@ -243,7 +243,7 @@ class Lowering:
         if n.op == "reshape":
             c.comment("reshape: shares its input's bytes, no code")
         elif n.op == "relu":
-            si, so = self.store[n.inputs[0]], self.store[n.outputs[0]]
+            si = self.store[n.inputs[0]]
             size = g.types[n.inputs[0]].size
             for i in range(size):
                 c.mem("lda", self.loc(n.inputs[0], i))
@@ -389,25 +389,9 @@ class Lowering:
 
 
 def _load_samples(path, graph, limit):
-    p = Path(path)
-    if not p.exists():
-        raise LbcError(f"--samples {path}: file not found")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise LbcError(f"--samples {path}: not a .npy/.npz file ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        if "x" not in data.files:
-            raise LbcError(f"--samples {path}: an .npz needs an array named x (has {', '.join(data.files)})")
-        x, y = data["x"], (data["y"] if "y" in data.files else None)
-    else:
-        x, y = data, None
-    shape = tuple(graph.types[graph.inputs[0]].shape[1:])
-    x = np.asarray(x)
-    if x.ndim < 1 or int(np.prod(x.shape[1:])) != int(np.prod(shape)):
-        raise LbcError(f"--samples {path}: shape {tuple(x.shape)} does not match the model input (N, "
-                       f"{', '.join(map(str, shape))})")
-    x = x[:limit].reshape((-1,) + shape).astype(np.float32)
+    from lbc.driver import check_batch, load_batch
+    x, y = load_batch(path, "--samples")
+    x = check_batch(x, graph, f"--samples {path}")[:limit]
     labels = [int(v) for v in np.asarray(y)[:limit].reshape(-1)] if y is not None else [None] * len(x)
     return x, labels
 
@@ -646,7 +630,7 @@ class NesTarget(Target):
     def build(self, outdir):
         from lbc.runtime.nes import harness as H
         outdir = Path(outdir)
-        objs = H.assemble(outdir, ["model.s", "sim_main.s", "shell.s", "samples.s", "chr.s"])
+        H.assemble(outdir, ["model.s", "sim_main.s", "shell.s", "samples.s", "chr.s"])
         H.link(outdir, "sim6502.cfg", ["sim_main.o", "model.o"], "model_sim.prg", libs=["sim6502.lib"],
                map_file="model_sim.map", labels="model_sim.lbl")
         H.link(outdir, "nrom.cfg", ["shell.o", "model.o", "samples.o", "chr.o"], "model.nes",

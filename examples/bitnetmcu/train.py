@@ -15,7 +15,6 @@ Deterministic on CPU (fixed seeds, one thread). Takes ~3 minutes on 2 cores.
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +23,7 @@ sys.path.insert(0, str(HERE))
 import data  # noqa: E402
 
 from lbc.frontends.torch import save_pt2  # noqa: E402
-from lbc.qat import QuantAct, QuantLinear, freeze  # noqa: E402
+from lbc.qat import QuantAct, QuantLinear, accuracy, freeze  # noqa: E402
 
 SIZES = (256, 64, 64, 64, 10)
 WEIGHTS = "int4"
@@ -64,10 +63,6 @@ def fit(model, x, y, epochs, lr, batch=128, seed=0):
         print(f"  epoch {ep + 1}/{epochs}: loss {total / len(xt):.4f}", flush=True)
     return model.eval()
 
-
-def accuracy(model, x, y):
-    with torch.no_grad():
-        return float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))
 
 
 def main():

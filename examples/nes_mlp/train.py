@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 import data  # noqa: E402
 
 from lbc.frontends.torch import save_pt2  # noqa: E402
-from lbc.qat import QuantAct, QuantLinear, freeze  # noqa: E402
+from lbc.qat import QuantAct, QuantLinear, fit, freeze  # noqa: E402
 
 SIZES = (49, 49, 24, 10)
 WEIGHTS = "ternary"
@@ -46,23 +46,6 @@ def qat_mlp():
                          QuantLinear(49, 24, weight=WEIGHTS), nn.ReLU(), QuantAct(),
                          QuantLinear(24, 10, weight=WEIGHTS), QuantAct())
 
-
-def fit_qat(model, x, y, epochs, lr, batch=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    return model.eval()
 
 
 def main():
@@ -84,7 +67,7 @@ def main():
         kernel, bias = layer.get_weights()
         dst.weight.data = torch.from_numpy(np.ascontiguousarray(kernel.T))
         dst.bias.data = torch.from_numpy(bias)
-    fit_qat(qat, xtr, ytr, epochs=80, lr=1e-3)
+    fit(qat, xtr, ytr, epochs=80, lr=1e-3)
     freeze(qat, xte[:2])
     with torch.no_grad():
         qat_acc = float(np.mean(qat(torch.from_numpy(xte)).argmax(1).numpy() == yte))

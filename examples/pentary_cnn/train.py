@@ -15,7 +15,6 @@ Deterministic on CPU (fixed seeds, one thread); ~1 minute. The split is that of 
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +23,7 @@ sys.path.insert(0, str(HERE))
 import data  # noqa: E402
 
 from lbc.frontends.torch import save_pt2  # noqa: E402
-from lbc.qat import QuantAct, QuantConv2d, QuantLinear, freeze  # noqa: E402
+from lbc.qat import QuantAct, QuantConv2d, QuantLinear, accuracy, fit, freeze  # noqa: E402
 
 WEIGHTS = "pentary"
 
@@ -40,27 +39,6 @@ def qat_cnn():
                          nn.Flatten(), QuantLinear(128, 10, weight=WEIGHTS), QuantAct())
 
 
-def fit(model, x, y, epochs, lr, batch=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    return model.eval()
-
-
-def accuracy(model, x, y):
-    with torch.no_grad():
-        return float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))
 
 
 def main():

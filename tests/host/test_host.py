@@ -1,9 +1,5 @@
 """(b) generated C == interpreter for every weight dtype, (c) golden sources, (d) determinism."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +8,9 @@ from lbc.driver import compile_model, run_compiled
 from lbc.ir.interpreter import run
 from lbc.ir.quant import quantize_input
 from onnx_models import rng, save, small_cnn
+from golden_util import check_golden
 
 QUANTS = ["int8", "int4", "int2", "ternary", "pentary"]
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "host"
-BLESS = os.environ.get("LBC_BLESS") == "1"
 
 
 @pytest.mark.parametrize("q", QUANTS)
@@ -47,14 +42,7 @@ def test_golden_sources(tmp_path, digits):
     """Generated sources for the digits model (ternary) equal the blessed copies.
     Re-bless deliberately with LBC_BLESS=1 after reviewing the diff."""
     c = compile_model(digits["model"], tmp_path / "out", "host", "ternary", digits["calib_path"], build=False)
-    for name in ("model.c", "model.h", "main.c", "model.lbc"):
-        got = (c.outdir / name).read_text()
-        ref = GOLDEN / "digits_ternary" / name
-        if BLESS:
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(got)
-        assert ref.exists(), f"no golden {ref}; run with LBC_BLESS=1 to create it"
-        assert got == ref.read_text(), f"{name} differs from {ref}; re-bless with LBC_BLESS=1 if intended"
+    check_golden(c.outdir, ("model.c", "model.h", "main.c", "model.lbc"), "host/digits_ternary")
 
 
 def test_compiling_twice_is_byte_identical(tmp_path, digits):

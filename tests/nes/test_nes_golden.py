@@ -1,16 +1,13 @@
 """Golden generated sources for one small model, and determinism. Re-bless deliberately with
 LBC_BLESS=1 after reviewing the diff."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 
 from lbc.driver import compile_model
 from onnx_models import mlp, rng, save
+from golden_util import check_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "nes" / "mlp16_ternary"
-BLESS = os.environ.get("LBC_BLESS") == "1"
 FILES = ("model.s", "model.inc", "samples.s", "model.lbc")
 
 
@@ -22,14 +19,7 @@ def compile_small(tmp_path, name="out"):
 
 def test_golden_sources(tmp_path):
     c = compile_small(tmp_path)
-    for name in FILES:
-        got = (c.outdir / name).read_text()
-        ref = GOLDEN / name
-        if BLESS:
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(got)
-        assert ref.exists(), f"no golden {ref}; run with LBC_BLESS=1 to create it"
-        assert got == ref.read_text(), f"{name} differs from {ref}; re-bless with LBC_BLESS=1 if intended"
+    check_golden(c.outdir, FILES, "nes/mlp16_ternary")
 
 
 def test_compiling_twice_is_byte_identical_and_pathless(tmp_path):

@@ -1,7 +1,6 @@
 """The pentary backend: compiled models run in the simulator give outputs identical to the reference
 interpreter; golden assembly; determinism; check() errors; the CLI end to end."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +17,9 @@ from lbc.errors import TargetError
 from lbc.ir.interpreter import run
 from lbc.ir.quant import quantize_input
 from onnx_models import make_model, mlp, rng, save
+from golden_util import check_golden
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT / "tests" / "golden" / "pentary"
-BLESS = os.environ.get("LBC_BLESS") == "1"
 LBC = [sys.executable, "-m", "lbc.cli"]
 
 
@@ -149,14 +147,7 @@ def test_golden_pasm(tmp_path, digits):
     """The generated assembly and memory map of the digits MLP (pentary) equal the blessed copies.
     Re-bless deliberately with LBC_BLESS=1 after reviewing the diff."""
     c = compile_model(digits["model"], tmp_path / "out", "pentary", "pentary", digits["calib_path"])
-    for name in ("model.pasm", "memory_map.txt"):
-        got = (c.outdir / name).read_text()
-        ref = GOLDEN / "digits_pentary" / name
-        if BLESS:
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(got)
-        assert ref.exists(), f"no golden {ref}; run with LBC_BLESS=1 to create it"
-        assert got == ref.read_text(), f"{name} differs from {ref}; re-bless with LBC_BLESS=1 if intended"
+    check_golden(c.outdir, ("model.pasm", "memory_map.txt"), "pentary/digits_pentary")
 
 
 def test_compiling_twice_is_byte_identical(tmp_path, digits):

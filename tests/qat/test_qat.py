@@ -14,7 +14,7 @@ from torch import nn  # noqa: E402
 
 import lbc  # noqa: E402
 from lbc.backends import available_targets  # noqa: E402
-from lbc.qat import QATError, QuantAct, QuantConv2d, QuantLinear, freeze  # noqa: E402
+from lbc.qat import QATError, QuantAct, QuantConv2d, QuantLinear, accuracy, fit, freeze  # noqa: E402
 
 QUANTS = ["int8", "int4", "int2", "ternary", "pentary"]
 
@@ -28,27 +28,6 @@ def split():
     return train_test_split(x, d.target.astype(np.int64), test_size=0.2, random_state=0, stratify=d.target)
 
 
-def fit(model, x, y, epochs, lr, seed=0, batch=32):
-    g = torch.Generator().manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    return model.eval()
-
-
-def accuracy(model, x, y):
-    with torch.no_grad():
-        return float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))
 
 
 def qat_mlp(q, hidden=(64, 32)):

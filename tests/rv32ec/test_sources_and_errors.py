@@ -4,7 +4,6 @@ versus available, per memory), ops the target cannot emit, a missing toolchain."
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,8 @@ from lbc.backends import get_target
 from lbc.driver import compile_model, lower
 from lbc.errors import LbcError
 from onnx_models import mlp, save, small_cnn
+from golden_util import check_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "rv32ec"
-BLESS = os.environ.get("LBC_BLESS") == "1"
 SOURCES = ("model.c", "model.h", "main.c", "lbc_kernels.S", "Makefile", "firmware.json", "model.lbc")
 
 
@@ -36,14 +34,7 @@ def test_golden_sources(tmp_path, digits):
     """Generated sources for the digits model (ternary, CH32V003 budgets) equal the blessed copies.
     Re-bless deliberately with LBC_BLESS=1 after reviewing the diff."""
     c = compile_model(digits["model"], tmp_path / "out", "rv32ec", "ternary", digits["calib_path"], build=False)
-    for name in SOURCES:
-        got = (c.outdir / name).read_text()
-        ref = GOLDEN / "digits_ternary" / name
-        if BLESS:
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(got)
-        assert ref.exists(), f"no golden {ref}; run with LBC_BLESS=1 to create it"
-        assert got == ref.read_text(), f"{name} differs from {ref}; re-bless with LBC_BLESS=1 if intended"
+    check_golden(c.outdir, SOURCES, "rv32ec/digits_ternary")
 
 
 def test_compiling_twice_is_byte_identical(tmp_path, digits):
