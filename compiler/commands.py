@@ -184,10 +184,8 @@ def cmd_verify(args):
     same = np.all(yq.reshape(len(x), -1) == ref.reshape(len(x), -1), axis=1)
     print(f"{args.target} ({c.quant}): {int(same.sum())}/{len(x)} outputs identical to the reference interpreter")
     if labels is not None:
-        pred = yq.reshape(len(x), -1)
-        pred = pred[:, 0] if pred.shape[1] == 1 and c.graph.types[c.graph.outputs[0]].dtype.name == "i32" \
-            else pred.argmax(axis=1)
-        fpred = interpret(c.float_graph, x)[0].reshape(len(x), -1).argmax(axis=1)
+        is_index = c.graph.types[c.graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
+        pred, fpred = (_classes(y, is_index) for y in (yq, interpret(c.float_graph, x)[0]))
         print(f"accuracy: compiled {np.mean(pred == labels):.4f}, float model {np.mean(fpred == labels):.4f} "
               f"({len(x)} samples)")
     for k, v in stats.items():
@@ -196,6 +194,12 @@ def cmd_verify(args):
     if not same.all():
         raise InternalError(f"{int((~same).sum())} outputs differ from the reference interpreter: a backend bug")
     return 0
+
+
+def _classes(y, is_index):
+    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores."""
+    y = np.asarray(y).reshape(len(y), -1)
+    return y[:, 0] if is_index else y.argmax(axis=1)
 
 
 def cmd_passes(args):

@@ -134,3 +134,21 @@ def test_compile_run_inspect_passes_targets(tmp_path, digits):
 def test_run_on_a_folder_that_is_not_compiled(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 3), np.float32))
     assert_user_error(lbc("run", tmp_path, "--input", tmp_path / "x.npy"), "not an lbc output folder")
+
+
+def test_verify_reports_accuracy_of_an_argmax_model(tmp_path, digits):
+    import re
+
+    import onnx
+    import onnxruntime as ort
+    m = mlp((64, 16, 10), seed=3)
+    m.graph.node.append(helper.make_node("ArgMax", ["y"], ["idx"], name="am", axis=1, keepdims=0))
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("idx", onnx.TensorProto.INT64, ["N"]))
+    path = save(m, tmp_path / "am.onnx")
+    r = lbc("verify", path, "--data", digits["test_path"], "--calibration", digits["calib_path"])
+    assert r.returncode == 0, r.stderr
+    assert "360/360 outputs identical" in r.stdout
+    floats = float(re.search(r"float model ([0-9.]+)", r.stdout).group(1))
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": digits["x"]})[0]
+    assert floats == round(float(np.mean(ref == digits["y"])), 4)
