@@ -231,8 +231,9 @@ def main(argv=None):
             results.append(measure("nes49", model, tmp / "nes49_calib.npy", xte[:n], yte[:n], q,
                                    tmp / f"nes49_{q}", float_acc=facc))
         if not args.quick:
-            results.append(measure("nes49", tmp / "nes49_tern.onnx", tmp / "nes49_calib.npy", xte[:n], yte[:n],
-                                   "ternary", tmp / "nes49_ternary_loop", kernel="loop", float_acc=facc))
+            for kernel in ("loop", "table"):
+                results.append(measure("nes49", tmp / "nes49_tern.onnx", tmp / "nes49_calib.npy", xte[:n], yte[:n],
+                                       "ternary", tmp / f"nes49_ternary_{kernel}", kernel=kernel, float_acc=facc))
         for q in quants:
             results.append(measure("digits", DIGITS / "mlp.onnx", DIGITS / "calib.npy", t["x"][:n], t["y"][:n], q,
                                    tmp / f"digits_{q}"))

@@ -1,7 +1,7 @@
 """Lowering of an integer graph to 6502 code (ca65 syntax) for the NES target.
 
 Python holds every value here; the templates in templates/ only lay the file out. The 6502 has no
-multiply, so a dense layer becomes, per output neuron, one of two kernels:
+multiply, so a dense layer becomes, per output neuron, one of three kernels:
 
 * **unrolled** (code specialised to the weights): the weights are split into bit planes of |w|
   (ternary and int2/pentary/int4 alike); each plane is a straight run of `adc u_i` / `sbc u_i` on the
@@ -19,6 +19,9 @@ multiply, so a dense layer becomes, per output neuron, one of two kernels:
   negative weights (2 bits per weight and plane), walked by one small routine per layer that adds
   into a 16- or 24-bit zero-page accumulator. Slower (~25 cycles per weight) but ~2 bits per weight
   of ROM instead of ~5 bytes per nonzero weight.
+* **table** (partial-sum tables, see "table kernel" below): per layer, the sums of every subset of each
+  group of g inputs go into RAM; each neuron then does one lookup and one 16-bit add per group and bit
+  plane (~26 cycles per 4 inputs and plane), from a routine shared by the layer's neurons.
 
 The accumulator is never allowed to wrap: its width (16 or 24 bits) is chosen per layer from the
 exact range of sum(w*u) over all inputs, and `check`/emit refuse what does not fit.
@@ -888,3 +891,167 @@ def emit_loop_neuron(c, planes, masks, mask_labels, routine, off0, acc24):
     if not acc24:
         c.zp("lda", Tmp.a0)
         c.zp("ldx", Tmp.a1)
+
+
+# ------------------------------------------------------------------------------------- table kernel
+#
+# Partial-sum tables (T-MAC style). Once per layer, for every group of g consecutive inputs, the 2**g
+# sums of every subset of the group go into two RAM pages (TLO/THI: low and high bytes; group i at
+# entries i*2**g .. i*2**g + 2**g - 1, so an indexed read never crosses a page). The weights are split
+# into the P bit planes of their two's complement (the top plane counts -2**(P-1)), so a neuron is
+#
+#     V = sum(w*u) = -2**(P-1) * S[P-1] + sum_{p<P-1} 2**p * S[p],   S[p] = sum over groups of T[mask]
+#
+# and each (plane, group) "slot" costs one table lookup and one 16-bit add or subtract, whatever the
+# weights are (~26 cycles for g inputs, ~6.5 per input and plane at g = 4). The masks are stored column
+# by column (slot s: one byte per neuron), so one routine per layer, unrolled over the slots, serves all
+# neurons with X = the neuron. The sum is Horner over the planes, computed modulo 2**16 (clc/sec
+# before every add, asl/rol between planes): that is exact arithmetic modulo 2**16, and the compiler
+# proves the final value 2**(P-1)*s0 + V lies in [0, 65535] for every input (s0: the neuron's start
+# value), so the 16-bit result is the exact value; a layer where that cannot hold gets no table kernel.
+
+TLO, THI = "lbc_tlo", "lbc_thi"
+TABLE_ENTRIES = 256  # per page: g is the largest group size whose ceil(K/g) * 2**g entries fit
+TABLE_Q = (Tmp.t0, Tmp.t1, Tmp.mp, Tmp.mn)  # the group's inputs while its table is built
+
+
+def table_group(K):
+    """Inputs per group for a layer of K inputs (None: K is too large for one table page)."""
+    for g in (4, 3, 2, 1):
+        if -(-K // g) << g <= TABLE_ENTRIES:
+            return g
+    return None
+
+
+def twos_planes(w_min, w_max):
+    """Bits P of the two's complement that holds every weight in [w_min, w_max] (at least 1)."""
+    P = 1
+    while not (-(1 << (P - 1)) <= w_min and w_max <= (1 << (P - 1)) - 1):
+        P += 1
+    return P
+
+
+def table_slots(w, P, g):
+    """Masks of every (plane, group) slot, top plane first: [(plane, group, column of M mask bytes)].
+
+    Bit b of the mask of neuron j, group i, plane p is bit p of w[j, i*g + b] (two's complement)."""
+    w = np.asarray(w, dtype=np.int64)
+    M, K = w.shape
+    G = -(-K // g)
+    bits = np.zeros((M, G * g), dtype=np.int64)
+    bits[:, :K] = w & ((1 << P) - 1)
+    out = []
+    for p in range(P - 1, -1, -1):
+        b = (bits >> p) & 1
+        masks = sum(b[:, i::g][:, :G] << i for i in range(g))
+        for gi in range(G):
+            out.append((p, gi, masks[:, gi]))
+    return out
+
+
+def table_offset(w, ul, uh, P):
+    """Start value s0 and the raw range: raw = 2**(P-1)*s0 + V in [rmin, rmax] (None: not 16 bits)."""
+    w = np.asarray(w, dtype=np.int64)
+    pos, neg = w[w > 0].sum(), w[w < 0].sum()
+    vlo, vhi = int(pos * ul + neg * uh), int(pos * uh + neg * ul)
+    scale = 1 << (P - 1)
+    s0 = -(vlo // scale)
+    rmin, rmax = vlo + s0 * scale, vhi + s0 * scale
+    if rmax > 0xFFFF:
+        return None
+    return s0, s0 * scale, rmin, rmax
+
+
+def emit_table_build(c, g):
+    """The shared routine that fills the tables: (lbc_wp) = the layer's first input, A = the end offset
+    (groups * 2**g) & 255. Entry m of a group is the sum of the inputs whose bit is set in m."""
+    name = f"lbc_tb{g}"
+    n = 1 << g
+    c.dead()
+    c.label(name)
+    c.zp("sta", Tmp.t)
+    c.imm("ldx", 0)
+    c.label(f"{name}_g")
+    c.imm("ldy", 0)
+    for b in range(g):
+        c.ins(f"lda ({Tmp.wp}),y", 2)
+        c.zp("sta", TABLE_Q[b])
+        if b < g - 1:
+            c.imp("iny")
+    c.zp("lda", Tmp.wp)
+    c.imp("clc")
+    c.imm("adc", g)
+    c.zp("sta", Tmp.wp)
+    c.br("bcc", "*+4")
+    c.zp("inc", f"{Tmp.wp}+1")
+    c.imm("lda", 0)
+    c.absx("sta", f"{TLO},x")
+    c.absx("sta", f"{THI},x")
+    c.zp("lda", TABLE_Q[0])
+    c.absx("sta", f"{TLO}+1,x")
+    c.imm("lda", 0)
+    c.absx("sta", f"{THI}+1,x")
+    for b in range(1, g):
+        for m in range(1 << b):
+            c.absx("lda", f"{TLO}+{m},x")
+            c.imp("clc")
+            c.zp("adc", TABLE_Q[b])
+            c.absx("sta", f"{TLO}+{m + (1 << b)},x")
+            c.absx("lda", f"{THI}+{m},x")
+            c.imm("adc", 0)
+            c.absx("sta", f"{THI}+{m + (1 << b)},x")
+    c.imp("txa")
+    c.imp("clc")
+    c.imm("adc", n)
+    c.imp("tax")
+    c.zp("cpx", Tmp.t)
+    c.br("beq", f"{name}_x")
+    c.jmp(f"{name}_g")
+    c.label(f"{name}_x")
+    c.imp("rts")
+
+
+def emit_table_fill(c, g, in_expr, groups):
+    """A layer's call of the table build routine."""
+    c.imms("lda", f"<({in_expr})")
+    c.zp("sta", Tmp.wp)
+    c.imms("lda", f">({in_expr})")
+    c.zp("sta", f"{Tmp.wp}+1")
+    c.imm("lda", (groups << g) & 0xFF)
+    c.jsr(f"lbc_tb{g}")
+
+
+def emit_table_mac(c, name, slots, P, g, col_label, s0_label):
+    """One routine per layer: X = neuron -> X:A = 2**(P-1)*s0 + V (mod 2**16, proven exact).
+
+    `slots`: [(plane, group)] in order (top plane first), the all-zero slots left out; the mask column of
+    slot s is at col_label(s)."""
+    c.dead()
+    c.label(name)
+    c.absx("lda", f"{s0_label}l,x")
+    c.zp("sta", Tmp.a0)
+    c.absx("lda", f"{s0_label}h,x")
+    c.zp("sta", Tmp.a1)
+    plane = P - 1
+    for s, (p, gi) in enumerate(slots):
+        while plane > p:
+            c.zp("asl", Tmp.a0)
+            c.zp("rol", Tmp.a1)
+            plane -= 1
+        base = gi << g
+        op = "sbc" if p == P - 1 else "adc"
+        c.absx("ldy", f"{col_label(s)},x")
+        c.imp("sec" if op == "sbc" else "clc")
+        c.zp("lda", Tmp.a0)
+        c.absx(op, f"{TLO}+{base},y")
+        c.zp("sta", Tmp.a0)
+        c.zp("lda", Tmp.a1)
+        c.absx(op, f"{THI}+{base},y")
+        c.zp("sta", Tmp.a1)
+    while plane > 0:
+        c.zp("asl", Tmp.a0)
+        c.zp("rol", Tmp.a1)
+        plane -= 1
+    c.zp("lda", Tmp.a0)
+    c.zp("ldx", Tmp.a1)
+    c.imp("rts")

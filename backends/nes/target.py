@@ -14,6 +14,7 @@ Both builds link the same model.o; its code and tables start on page boundaries,
 counts (which depend on page crossings) are identical in the ROM and under sim65.
 """
 
+import itertools
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class LayerPlan:
     allowed: list = field(default_factory=list)
 
 
+def _round16(n):
+    return -(-n // 16) * 16
+
+
 def _est_requant_cycles(p):
     return {"const": 5, "thresholds": 25}.get(p.kind, 125)
 
@@ -81,9 +86,10 @@ def _est_requant_cycles(p):
 class Lowering:
     """Integer graph -> per-step ca65 lines for the NES (see lower.py for the kernels)."""
 
-    def __init__(self, graph, kernel="auto"):
+    def __init__(self, graph, kernel="auto", ram_free=None):
         self.g = graph
         self.kernel = kernel
+        self.ram_free = ram_free  # RAM outside the zero page the model may use (None: no limit)
         self.problems = []
         self.names = Namer("lbc_")
         mp = graph.meta.get("memory_plan")
@@ -149,7 +155,7 @@ class Lowering:
         in_locs = [L.Loc(f"{lp.name}_x+{i}", self.arena_zp) for i in range(K)]
         outs = [L.Loc(f"{lp.name}_y+{j}", self.arena_zp) for j in range(M)]
         planes = [L.planes_of(w[j]) for j in range(M)]
-        Kb = [int(b[j]) - si.o * int(w[j].sum()) for j in range(M)]
+        Kb = lp.Kb = [int(b[j]) - si.o * int(w[j].sum()) for j in range(M)]
 
         def requant(j, rmin, rmax, off):
             p = L.plan_requant(rmin, rmax, Kb[j] - off, int(ms[j]), int(ks[j]), lo, hi, so.o)
@@ -232,9 +238,60 @@ class Lowering:
                                    "call": uses_mul, "mask_bytes": dbytes, "shl": set()}
         except TargetError as e:
             lp.problems.append(f"loop: {e}")
+        # partial-sum tables (see lower.py): needs one table page pair of RAM and a provable 16-bit sum
+        try:
+            self._plan_table(lp, w, planes, ul, uh, requant, sgn, outs)
+        except TargetError as e:
+            lp.problems.append(f"table: {e}")
         if not lp.variants:
             self.problems.append(f"dense {n.name}: no NES kernel fits ({'; '.join(lp.problems)})")
         return lp
+
+    def _plan_table(self, lp, w, planes, ul, uh, requant, sgn, outs):
+        M, K = w.shape
+        g = L.table_group(K)
+        if g is None:
+            raise TargetError(f"{K} inputs do not fit one table page ({L.TABLE_ENTRIES} entries)")
+        groups = -(-K // g)
+        if self.ram_free is not None and self.ram_free < 2 * _round16(groups << g) + (
+                0 if self.arena_zp else self.arena_bytes):
+            raise TargetError("the tables do not fit the RAM left")
+        P = L.twos_planes(int(w.min()), int(w.max()))
+        offs = [L.table_offset(w[j], ul, uh, P) for j in range(M)]
+        if any(o is None for o in offs):
+            raise TargetError("a neuron's sum does not fit 16 bits")
+        slots = [(p, gi, col) for p, gi, col in L.table_slots(w, P, g) if col.any()]
+        name = f"{lp.name}_mac"
+        data = [(f"{lp.name}_s0l", [o[0] & 0xFF for o in offs]), (f"{lp.name}_s0h", [(o[0] >> 8) & 0xFF for o in offs])]
+        data += [(f"{lp.name}_c{s}", [int(v) for v in col]) for s, (_, _, col) in enumerate(slots)]
+        sub = L.Code()
+        L.emit_table_mac(sub, name, [(p, gi) for p, gi, _ in slots], P, g, lambda s: f"{lp.name}_c{s}",
+                         f"{lp.name}_s0")
+        plans = []
+        for j in range(M):
+            _, off, rmin, rmax = offs[j]
+            plans.append((requant(j, rmin, rmax, off), rmin, rmax, off))
+        mac_cycles = 40 + 26 * len(slots) + 10 * (P - 1)
+        for call in (False, True):
+            code, cycles, uses_mul = L.Code(), 30 + 400 * groups, False
+            code.comment(f"partial-sum tables of {groups} groups of {g} inputs")
+            L.emit_table_fill(code, g, f"{lp.name}_x", groups)
+            for j, (p, rmin, rmax, off) in enumerate(plans):
+                lab = f"{lp.name}n{j}"
+                code.comment(f"neuron {j}: raw in [{rmin}, {rmax}], acc = raw {sgn(lp.Kb[j] - off)}")
+                if p.kind != "const" and planes[j]:
+                    code.imm("ldx", j)
+                    code.jsr(name)
+                    cycles += mac_cycles
+                uses_mul |= p.kind == "multiply"
+                L.emit_requant(code, p, outs[j], lab, call=call)
+                cycles += _est_requant_cycles(p) + (32 if call and p.kind == "multiply" else 0)
+            shl = {L.shift_table_used(p.k, call) for p, *_ in plans if p.kind == "multiply"} - {None}
+            dbytes = sum(len(v) for _, v in data)
+            lp.variants["table_call" if call else "table"] = {
+                "code": code, "sub": sub, "data": data, "bytes": code.size + sub.size + dbytes, "cycles": cycles,
+                "acc_bits": 16, "mul": uses_mul, "call": call and uses_mul, "shl": shl, "mask_bytes": dbytes,
+                "table_group": g, "table_entries": groups << g}
 
     # -------------------------------------------------------------------- other ops
     def small_step(self, n):
@@ -357,7 +414,29 @@ class Lowering:
             if best is None:
                 break
             best[1].kernel = best[2]
+        self._search(budget)
         return self.rom_bytes()
+
+    def _search(self, budget, limit=4096):
+        """Improve on the greedy choice by trying every combination when there are few (the greedy step
+        can spend the ROM on a layer whose best switch is cheap, leaving none for a bigger win)."""
+        layers = [lp for lp in self.layers if lp.kernel]
+        if not layers or int(np.prod([len(lp.allowed) for lp in layers])) > limit:
+            return
+        start = [lp.kernel for lp in layers]
+
+        def score():
+            return sum(lp.variants[lp.kernel]["cycles"] for lp in layers), self.rom_bytes()
+
+        best = (score(), start) if self.rom_bytes() <= budget else None
+        for combo in itertools.product(*[lp.allowed for lp in layers]):
+            for lp, k in zip(layers, combo):
+                lp.kernel = k
+            sc = score()
+            if sc[1] <= budget and (best is None or sc < best[0]):
+                best = (sc, list(combo))
+        for lp, k in zip(layers, best[1] if best else start):
+            lp.kernel = k
 
     def _uses(self, key):
         return any(lp.kernel and lp.variants[lp.kernel][key] for lp in self.layers)
@@ -374,6 +453,7 @@ class Lowering:
             L.emit_mul_routines(c)
             L.emit_mul_init(c)
             total += c.size
+        total += self.table_code().size
         return total + (L.TABLE_BYTES if self.needs_tables else 0) + ALIGN_PAD_BYTES
 
     def mul_code(self):
@@ -383,9 +463,23 @@ class Lowering:
             L.emit_mul_routines(rout)
         return init, rout
 
+    def table_layers(self):
+        return [lp for lp in self.layers if lp.kernel.startswith("table")]
+
+    def table_code(self):
+        """The shared table build routines (one per group size in use)."""
+        c = L.Code()
+        for g in sorted({lp.variants[lp.kernel]["table_group"] for lp in self.table_layers()}):
+            L.emit_table_build(c, g)
+        return c
+
+    def table_bytes(self):
+        """Bytes of each of the two table pages (low and high bytes of the partial sums)."""
+        return max([_round16(lp.variants[lp.kernel]["table_entries"]) for lp in self.table_layers()], default=0)
+
     def ram(self):
         zp = L.Tmp.BYTES + (self.arena_bytes if self.arena_zp else 0)
-        return {"zp": zp, "ram": 0 if self.arena_zp else self.arena_bytes}
+        return {"zp": zp, "ram": (0 if self.arena_zp else self.arena_bytes) + 2 * self.table_bytes()}
 
 
 def _load_samples(path, graph, limit):
@@ -407,8 +501,8 @@ class NesTarget(Target):
 
     def __init__(self, flash_bytes=None, ram_bytes=None, samples=None, kernel="auto", demo=True):
         super().__init__(flash_bytes, ram_bytes)
-        if kernel not in ("auto", "unrolled", "loop"):
-            raise LbcError(f"kernel {kernel!r}: valid kernels are auto, unrolled, loop")
+        if kernel not in ("auto", "unrolled", "table", "loop"):
+            raise LbcError(f"kernel {kernel!r}: valid kernels are auto, unrolled, table, loop")
         self.samples, self.kernel, self.demo = samples, kernel, bool(demo)
         self._cache = None
 
@@ -437,7 +531,7 @@ class NesTarget(Target):
     def _lower(self, graph):
         if self._cache is not None and self._cache[0] is graph:
             return self._cache[1]
-        low = Lowering(graph, self.kernel).run()
+        low = Lowering(graph, self.kernel, self._budgets()["ram_model"]).run()
         self._cache = (graph, low)
         return low
 
@@ -534,6 +628,7 @@ class NesTarget(Target):
                               "comment": comment_safe(f"{s['op']} {s['node'].name}")})
             pad, nops = pad + p1, nops + n1
         tail.extend(routines)
+        tail.extend(low.table_code())
         tail_lines, off, p1, n1 = L.layout(tail, off)
         pad, nops = pad + p1, nops + n1
         temps = L.Tmp.used(pre_lines + tail_lines + [ln for st in steps for ln in st["lines"]])
@@ -553,7 +648,7 @@ class NesTarget(Target):
             "input_shape": list(graph.types[inp].shape), "output_shape": list(graph.types[out].shape),
             "zp_bytes": ram["zp"], "ram_bytes": ram["ram"],
             "pre": pre_lines, "steps": steps, "tail": tail_lines, "tables": low.needs_tables,
-            "shift_tables": low.shift_tables,
+            "shift_tables": low.shift_tables, "table_bytes": low.table_bytes(),
             "data": [{"label": lab, "body": ", ".join(str(v) for v in vals)} for lab, vals in data],
             "layers": layer_rows, "flip_input": low.flip_input, "macros": L.MACROS,
         }
@@ -589,6 +684,8 @@ class NesTarget(Target):
             per_add = v["chain_bytes"] / v["adds"]
             row["zeros_saved"] = {"rom_bytes": int(round(lp.zeros * per_add * v["adds"] / max(lp.nnz, 1))),
                                   "cycles": int(round(lp.zeros * 6.3 * v["adds"] / max(lp.nnz, 1)))}
+        elif lp.kernel.startswith("table"):  # a table lookup costs the same whatever the weights
+            row["zeros_saved"] = {"rom_bytes": 0, "cycles": 0}
         else:
             row["zeros_saved"] = {"rom_bytes": 0, "cycles": int(lp.zeros * 14)}
         return row

@@ -106,3 +106,46 @@ def test_chain_plan_refuses_what_16_bits_cannot_hold():
     assert L.unrolled_chain_plan(L.planes_of(np.full(250, 1)), 0, 255) is not None
     off0, off, rmin, rmax, bits = L.loop_offset(L.planes_of(np.full(300, -8)), 0, 255, 300)
     assert bits == 24 and rmin >= 0
+
+
+def _table_mac(w, u, P, g, s0):
+    """What the table kernel computes (build routine + one neuron of the MAC routine), modulo 2**16."""
+    K = len(u)
+    G = -(-K // g)
+    up = np.zeros(G * g, np.int64)
+    up[:K] = u
+    table = [[int(sum(up[i * g + b] for b in range(g) if m >> b & 1)) for m in range(1 << g)] for i in range(G)]
+    acc = s0 & 0xFFFF
+    plane = P - 1
+    for p, gi, col in L.table_slots(w[None, :], P, g):
+        while plane > p:
+            acc, plane = (acc * 2) & 0xFFFF, plane - 1
+        t = table[gi][int(col[0])]
+        acc = (acc - t if p == P - 1 else acc + t) & 0xFFFF
+    while plane > 0:
+        acc, plane = (acc * 2) & 0xFFFF, plane - 1
+    return acc
+
+
+@pytest.mark.parametrize("dt", list(RANGES))
+def test_table_kernel_arithmetic(dt):
+    """The table kernel's sum equals 2**(P-1)*s0 + w.u and stays in the proven range, on the extreme and
+    random inputs of random and all-extreme neurons (pure Python; the sim65 model tests run the code)."""
+    lo_w, hi_w = RANGES[dt]
+    rng = np.random.default_rng(11)
+    P = L.twos_planes(lo_w, hi_w)
+    for K in (1, 5, 24, 49, 64, 90, 128):
+        g = L.table_group(K)
+        assert (-(-K // g) << g) <= L.TABLE_ENTRIES
+        for ul, uh in ((0, 255), (0, 127)):
+            for w in (rng.integers(lo_w, hi_w + 1, K), np.full(K, lo_w), np.full(K, hi_w), np.zeros(K, np.int64)):
+                plan = L.table_offset(w, ul, uh, P)
+                if plan is None:
+                    assert np.abs(w).sum() * (uh - ul) > 0xFFFF - (1 << (P - 1))
+                    continue
+                s0, off, rmin, rmax = plan
+                for u in (np.full(K, ul), np.full(K, uh), np.where(w > 0, uh, ul), np.where(w > 0, ul, uh),
+                          rng.integers(ul, uh + 1, K)):
+                    raw = _table_mac(w, u, P, g, s0)
+                    assert raw == int(np.dot(w, u)) + off and rmin <= raw <= rmax
+    assert L.table_group(257) is None and L.table_offset(np.full(64, -8), 0, 255, 4) is None

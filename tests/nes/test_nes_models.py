@@ -34,6 +34,17 @@ def test_digits_every_dtype_matches_interpreter(tmp_path, digits, q):
         assert stats["cycles_max"] < 2 * 29780
 
 
+@pytest.mark.parametrize("q", ["ternary", "pentary", "int2", "int4"])
+def test_digits_table_kernel_every_dtype(tmp_path, digits, q):
+    """The partial-sum table kernel on every layer, 100+ inputs per weight dtype."""
+    c = compile_model(digits["model"], tmp_path / "out", "nes", q, digits["calib_path"],
+                      target_options={"kernel": "table"})
+    assert {r["kernel"] for r in c.report["emit"]["layers"]} == {"table"}
+    x = np.concatenate([digits["x"][:100], digits["calib"][:8]])
+    stats = assert_matches(c, x)
+    assert stats["cycles_max"] < {"int4": 210_000, "pentary": 170_000}.get(q, 125_000)
+
+
 @pytest.mark.parametrize("kernel", ["loop", "unrolled"])
 def test_digits_forced_kernel(tmp_path, digits, kernel):
     c = compile_model(digits["model"], tmp_path / "out", "nes", "ternary", digits["calib_path"],
@@ -58,8 +69,9 @@ def test_signed_hidden_layers_relu_flatten_argmax(tmp_path):
     model = save(make_model(nodes, [("x", ["N", 1, 4, 4])], [("idx", ["N"])], inits), tmp_path / "m.onnx")
     calib = (r.random((64, 1, 4, 4)) * 2 - 1).astype(f)
     np.save(tmp_path / "calib.npy", calib)
-    for q in ("ternary", "int4"):
-        c = compile_model(model, tmp_path / f"out_{q}", "nes", q, tmp_path / "calib.npy")
+    for q, kernel in (("ternary", "auto"), ("int4", "auto"), ("pentary", "table"), ("int4", "table")):
+        c = compile_model(model, tmp_path / f"out_{q}_{kernel}", "nes", q, tmp_path / "calib.npy",
+                          target_options={"kernel": kernel})
         assert {n.op for n in c.graph.nodes} >= {"reshape", "relu", "dense", "argmax"}
         x = (rng(5).random((100, 1, 4, 4)) * 2.4 - 1.2).astype(f)
         assert_matches(c, x)
