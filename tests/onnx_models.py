@@ -82,3 +82,51 @@ def small_cnn(seed=0):
         n("Gemm", ["cat", "fw", "fb"], ["y"], name="fc", transB=1),
     ]
     return make_model(nodes, [("x", ["N", 1, 8, 8])], [("y", ["N", 10])], inits, name="cnn")
+
+
+def residual_cnn(seed=0, pool="max", avg_pads=(0, 0, 0, 0)):
+    """conv -> relu -> conv + residual add -> relu -> {max,avg}pool -> global average pool -> dense,
+    on 1x8x8 inputs: the small-CNN ops beyond conv and dense (pool="avg" pads with count_include_pad=1)."""
+    r, f, n = rng(seed), np.float32, helper.make_node
+    inits = [("w0", (r.standard_normal((4, 1, 3, 3)) * 0.5).astype(f)), ("b0", (r.standard_normal(4) * 0.1).astype(f)),
+             ("w1", (r.standard_normal((4, 4, 3, 3)) * 0.3).astype(f)), ("b1", (r.standard_normal(4) * 0.1).astype(f)),
+             ("fw", (r.standard_normal((4, 10)) * 0.5).astype(f)), ("fb", (r.standard_normal(10) * 0.1).astype(f))]
+    if pool == "max":
+        p = n("MaxPool", ["r2"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    else:
+        p = n("AveragePool", ["r2"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=list(avg_pads),
+              count_include_pad=1)
+    nodes = [n("Conv", ["x", "w0", "b0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+             n("Relu", ["c0"], ["r0"], name="relu0"),
+             n("Conv", ["r0", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             n("Add", ["c1", "r0"], ["s"], name="residual"),
+             n("Relu", ["s"], ["r2"], name="relu2"),
+             p,
+             n("GlobalAveragePool", ["p"], ["g"], name="gap"),
+             n("Flatten", ["g"], ["fl"], name="flatten"),
+             n("Gemm", ["fl", "fw", "fb"], ["y"], name="fc")]
+    return make_model(nodes, [("x", ["N", 1, 8, 8])], [("y", ["N", 10])], inits, name="residual_cnn")
+
+
+def residual_mlp(seed=0):
+    """dense -> relu -> dense + residual add on flat [N, 16] activations -> dense."""
+    r, f, n = rng(seed), np.float32, helper.make_node
+    inits = [("w0", (r.standard_normal((12, 16)) / 3).astype(f)), ("b0", (r.standard_normal(16) * 0.1).astype(f)),
+             ("w1", (r.standard_normal((16, 16)) / 2).astype(f)),
+             ("w2", (r.standard_normal((16, 10)) / 4).astype(f))]
+    nodes = [n("Gemm", ["x", "w0", "b0"], ["g0"], name="fc0"),
+             n("Relu", ["g0"], ["h"], name="relu0"),
+             n("MatMul", ["h", "w1"], ["g1"], name="fc1"),
+             n("Add", ["g1", "h"], ["s"], name="residual"),
+             n("MatMul", ["s", "w2"], ["y"], name="fc2")]
+    return make_model(nodes, [("x", ["N", 12])], [("y", ["N", 10])], inits, name="residual_mlp")
+
+
+def broadcast_add():
+    """conv -> (conv + its per-channel mean, a broadcasting add of two activations) -> global average pool
+    ("mean", "gap"): shapes the small targets reject."""
+    r, f, n = rng(0), np.float32, helper.make_node
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv"), n("GlobalAveragePool", ["c"], ["m"], name="mean"),
+             n("Add", ["c", "m"], ["a"], name="badd"), n("GlobalAveragePool", ["a"], ["y"], name="gap")]
+    return make_model(nodes, [("x", ["N", 1, 6, 6])], [("y", ["N", 2, 1, 1])],
+                      [("w", r.standard_normal((2, 1, 3, 3)).astype(f))], name="broadcast_add")

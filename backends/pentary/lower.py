@@ -23,8 +23,14 @@ cycles and advances P1 by 1 and P2 by 16; zero lanes are free, whole words are n
 * conv2d loops over output positions; the body computes all output channels unrolled. Its input
   is stored with zero borders and in the layout (NCHW or HWC) that needs fewer DOT words (`Memory`).
 
+* Pools (max, average, global average) and the residual add are unrolled over one channel's
+  positions (taps a padded window loses are left out: padding never wins a max and adds 0 to a
+  sum) inside a loop over the channels, whose pointer registers step by each tensor's channel
+  stride; tensors that are not 4-d have no loop. Sums end in QUANT like a dense row.
+
 Registers: P1 weight pointer, P2 activation pointer, P3 accumulator, P4 multiplier, P5 descriptor,
-P6..P28 cached constants (conv2d and dense loops: P6..P9 loop state). relu and argmax use P2..P5.
+P6..P28 cached constants (conv2d and dense loops: P6..P9 loop state). relu and argmax use P2..P5;
+pools and add use P2, P6, P7 as channel pointers, P8 as a temporary, P9 as the channel count.
 """
 
 from collections import Counter
@@ -38,7 +44,9 @@ from . import isa
 
 LANES = isa.PENTS
 WEIGHT_DTYPES = {"pentary": (-2, 2), "ternary": (-1, 1), "i2": (-2, 1)}
-SUPPORTED_OPS = frozenset({"dense", "conv2d", "relu", "reshape", "argmax"})
+SUPPORTED_OPS = frozenset({"dense", "conv2d", "relu", "reshape", "argmax", "maxpool", "avgpool", "global_avgpool",
+                           "add"})
+CHANNEL_REGS = ("P2", "P6", "P7")                          # pools and add: channel pointers
 CACHE_REGS = tuple(f"P{i}" for i in range(6, 29))
 CONV_CACHE_REGS = tuple(f"P{i}" for i in range(10, 29))   # P6..P9 are the loop state
 IMM10 = isa.field_max(10)
@@ -474,6 +482,65 @@ class Lowering:
                  win0=(gx[3] - pt) * sy + (gx[5] - pl) * sx, out0=out0, win_col=sw * sx, out_col=sxo,
                  win_row=sh * sy - ow * sw * sx, out_row=syo - ow * sxo)
 
+    def channels(self, tensors):
+        """Loop over axis 1 when the tensors are 4-d: (loop record or None, per tensor a function from
+        the flat index of an element of channel 0 to its memory operand)."""
+        mem, shape = self.mem, self.g.types[tensors[0]].shape
+        if len(shape) != 4 or shape[1] == 1:
+            return None, [lambda i, t=t: mem.addr(t, i) for t in tensors]
+        ptrs = []
+        for t, reg in zip(tensors, CHANNEL_REGS):
+            per = self.g.types[t].size // shape[1]
+            ptrs.append({"reg": reg, "step": mem.offset(t, per) - mem.offset(t, 0)})
+        loop = {"label": self.local_label(), "count": shape[1], "ptrs": ptrs}
+        return loop, [lambda i, t=t, reg=reg: f"{reg} + {mem.addr(t, i)}" for t, reg in zip(tensors, CHANNEL_REGS)]
+
+    def tensor_requant(self, n, s):
+        """P4 = m, P5 = descriptor of a per-tensor requantisation (check() allows no other)."""
+        m = int(n.attr("m")[0])
+        s.update(set_m={"op": "MOVI" if abs(m) <= IMM10 else "LI", "value": m},
+                 load_q=self.qdesc(int(n.attr("k")[0]), int(n.attr("lo")), int(n.attr("hi"))))
+
+    def pool(self, n, s, kernel, strides, pads):
+        """Every output position of channel 0: its taps inside the input (row-major)."""
+        x, y = n.inputs[0], n.outputs[0]
+        _, c, h, w = self.g.types[x].shape
+        _, _, oh, ow = self.g.types[y].shape
+        loop, (xa, ya) = self.channels([x, y])
+        outs = []
+        for oy in range(oh):
+            for ox in range(ow):
+                taps = [xa(iy * w + ix) for iy in range(oy * strides[0] - pads[0], oy * strides[0] - pads[0] + kernel[0])
+                        for ix in range(ox * strides[1] - pads[1], ox * strides[1] - pads[1] + kernel[1])
+                        if 0 <= iy < h and 0 <= ix < w]
+                outs.append({"first": taps[0] if taps else None, "rest": taps[1:], "y": ya(oy * ow + ox)})
+        s.update(op="pool", loop=loop, outs=outs, set_m=None, load_q=None)
+
+    def l_maxpool(self, n, s):
+        self.pool(n, s, n.attr("kernel"), n.attr("strides"), n.attr("pads"))
+        s.update(combine="MAX", quant=False)
+
+    def l_avgpool(self, n, s):
+        self.pool(n, s, n.attr("kernel"), n.attr("strides"), n.attr("pads"))
+        s.update(combine="ADD", quant=True)
+        self.tensor_requant(n, s)
+
+    def l_global_avgpool(self, n, s):
+        shape = self.g.types[n.inputs[0]].shape
+        self.pool(n, s, shape[2:], (1, 1), (0, 0))
+        s.update(combine="ADD", quant=True)
+        self.tensor_requant(n, s)
+
+    def l_add(self, n, s):
+        """y = QUANT((a << sa) + (b << sb)); the shifts are MULI by 2**s."""
+        a, b, y = n.inputs[0], n.inputs[1], n.outputs[0]
+        loop, (aa, ba, ya) = self.channels([a, b, y])
+        per = self.g.types[y].size // (loop["count"] if loop else 1)
+        sa, sb = int(n.attr("sa")), int(n.attr("sb"))
+        s.update(loop=loop, mul_a=1 << sa if sa else None, mul_b=1 << sb if sb else None,
+                 elems=[{"a": aa(i), "b": ba(i), "y": ya(i)} for i in range(per)])
+        self.tensor_requant(n, s)
+
     def l_reshape(self, n, s):
         s.update(x=self.mem.label(n.inputs[0]), y=self.mem.label(n.outputs[0]))
 
@@ -541,7 +608,63 @@ def code_words(steps):
             n += 7 if s["loop"] is not None else 3 * len(s["elems"])
         elif s["op"] == "argmax":
             n += sum(3 + 4 * len(g["rest"]) for g in s["groups"])
+        elif s["op"] in ("pool", "add"):
+            if s["loop"] is not None:
+                n += 2 * len(s["loop"]["ptrs"]) + 3
+            if s["set_m"] is not None:
+                n += (2 if s["set_m"]["op"] == "LI" else 1) + 1
+            if s["op"] == "pool":
+                n += sum(2 + 2 * len(o["rest"]) + s["quant"] for o in s["outs"])
+            else:
+                n += len(s["elems"]) * (5 + (s["mul_a"] is not None) + (s["mul_b"] is not None))
     return n
+
+
+def _requant_problems(g, n, nout, bound):
+    """What QUANT cannot do of node n's requantisation (nout channels, |accumulator| <= bound)."""
+    problems = []
+    lo, hi = int(n.attr("lo")), int(n.attr("hi"))
+    if not -128 <= lo <= hi <= 127:
+        problems.append(f"{n.op} {n.name}: requant bounds lo={lo}, hi={hi} are not an int8 range "
+                        f"(-128 <= lo <= hi <= 127)")
+    for name in ("m", "k"):
+        v = n.attrs.get(name, OPS[n.op].attrs.get(name))
+        if len(v) not in (1, nout):
+            problems.append(f"{n.op} {n.name}: {len(v)} values of {name} for {nout} channels")
+    ks = [int(v) for v in n.attr("k")]
+    if not all(0 <= v <= isa.QDESC_K_MAX for v in ks):
+        problems.append(f"{n.op} {n.name}: requant shift k={max(ks)} outside QUANT's 0..{isa.QDESC_K_MAX}")
+    for name in ("lo", "hi"):
+        if not -Q_LIMIT <= int(n.attr(name)) <= Q_LIMIT:
+            problems.append(f"{n.op} {n.name}: requant {name}={n.attr(name)} outside QUANT's "
+                            f"-{Q_LIMIT}..{Q_LIMIT}")
+    ms = [int(v) for v in n.attr("m")]
+    if max(abs(v) for v in ms) > isa.WORD_MAX:
+        problems.append(f"{n.op} {n.name}: requant multiplier does not fit a word")
+    if bound > isa.WORD_MAX:
+        problems.append(f"{n.op} {n.name}: the accumulator can reach {bound}, beyond a word's {isa.WORD_MAX}")
+    return problems
+
+
+def _sum_op_problems(g, n):
+    """An add or average pool: per-tensor requantisation, and an add of two same-shape activations."""
+    if n.op == "add":
+        shape = tuple(g.types[n.outputs[0]].shape)
+        if any(i in g.consts or tuple(g.types[i].shape) != shape for i in n.inputs):
+            return [f"add {n.name}: both operands must be activations of the output's shape {shape} "
+                    f"(no constants, no broadcasting)"]
+        sa, sb = int(n.attr("sa")), int(n.attr("sb"))
+        if not (0 <= sa <= 15 and 0 <= sb <= 15):
+            return [f"add {n.name}: operand shifts must be 0..15 (got {sa}, {sb})"]
+        bound = (128 << sa) + (128 << sb)
+    elif n.op == "avgpool":
+        bound = 128 * int(np.prod(n.attr("kernel")))
+    else:
+        bound = 128 * int(np.prod(g.types[n.inputs[0]].shape[2:]))
+    if len(n.attr("m")) != 1 or len(n.attr("k")) != 1:
+        return [f"{n.op} {n.name}: per-channel requantisation is not supported for {n.op} (one m and k per "
+                f"tensor, as the quantize passes choose)"]
+    return _requant_problems(g, n, 1, bound)
 
 
 def check(graph):
@@ -564,30 +687,11 @@ def check(graph):
             wlo, whi = WEIGHT_DTYPES[wt]
             if w.size and (w.min() < wlo or w.max() > whi):
                 problems.append(f"{n.op} {n.name}: {wt} weights outside {wlo}..{whi}")
-            nout = w.shape[0]
-            lo, hi = int(n.attr("lo")), int(n.attr("hi"))
-            if not -128 <= lo <= hi <= 127:
-                problems.append(f"{n.op} {n.name}: requant bounds lo={lo}, hi={hi} are not an int8 range "
-                                f"(-128 <= lo <= hi <= 127)")
-            for name in ("m", "k"):
-                v = n.attrs.get(name, OPS[n.op].attrs.get(name))
-                if len(v) not in (1, nout):
-                    problems.append(f"{n.op} {n.name}: {len(v)} values of {name} for {nout} channels")
-            ks = [int(v) for v in n.attr("k")]
-            if not all(0 <= v <= isa.QDESC_K_MAX for v in ks):
-                problems.append(f"{n.op} {n.name}: requant shift k={max(ks)} outside QUANT's 0..{isa.QDESC_K_MAX}")
-            for name in ("lo", "hi"):
-                if not -Q_LIMIT <= int(n.attr(name)) <= Q_LIMIT:
-                    problems.append(f"{n.op} {n.name}: requant {name}={n.attr(name)} outside QUANT's "
-                                    f"-{Q_LIMIT}..{Q_LIMIT}")
-            ms = [int(v) for v in n.attr("m")]
-            if max(abs(v) for v in ms) > isa.WORD_MAX:
-                problems.append(f"{n.op} {n.name}: requant multiplier does not fit a word")
             bias = np.abs(g.consts[n.inputs[2]].astype(np.int64)).max() if len(n.inputs) > 2 else 0
             bound = int(np.abs(w).sum(axis=tuple(range(1, w.ndim))).max()) * 128 + int(bias)
-            if bound > isa.WORD_MAX:
-                problems.append(f"{n.op} {n.name}: the accumulator can reach {bound}, beyond a word's "
-                                f"{isa.WORD_MAX}")
+            problems += _requant_problems(g, n, w.shape[0], bound)
+        elif n.op in ("add", "avgpool", "global_avgpool"):
+            problems += _sum_op_problems(g, n)
     if not problems:
         mem = Memory(g)
         problems += mem.problems

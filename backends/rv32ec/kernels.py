@@ -37,7 +37,14 @@ GROUPS = {"ternary": (4, 3, 2), "pentary": (3, 2), "i2": (3, 2)}
 LUT_CHUNKS = (2, 3, 4, 6, 8, 12)
 BITS_WORDS = (1, 2)
 UNROLL_REGS = ("s0", "s1", "a2", "a3", "a4", "a5", "t1", "t2", "ra")
-STACK_MIN = 128  # bytes reserved for the stack (measured peak of the generated code: < 64)
+STACK_MIN = 128  # bytes reserved for the stack of dense-only graphs (generated kernels peak below 64 B)
+STACK_C_HELPERS = 256  # with conv/pool/add the C helpers of lbc_rt.c run too (measured peak about 160 B)
+C_HELPER_OPS = frozenset({"conv2d", "maxpool", "avgpool", "global_avgpool", "add"})
+
+
+def stack_reserve(graph):
+    """Bytes of RAM the plan must leave for the stack of this graph's firmware."""
+    return STACK_C_HELPERS if any(n.op in C_HELPER_OPS for n in graph.nodes) else STACK_MIN
 FIXED_FLASH = 280  # crt0, main, lbc_infer's frame, lbc_run/lbc_input/lbc_output
 
 

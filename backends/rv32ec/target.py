@@ -34,6 +34,8 @@ SRCS = ["crt0.S", "main.c", "model.c", "lbc_rt.c", "lbc_kernels.S"]
 BIN_SECTIONS = ["-j", ".init", "-j", ".text", "-j", ".rodata", "-j", ".data"]
 DEFAULT_FLASH, DEFAULT_RAM = 16 * 1024, 2 * 1024
 STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
+# code of the runtime helper each requantising non-dense op links in (once per model)
+RQ_HELPER_FLASH = {"add": 90, "global_avgpool": 70, "avgpool": 200}
 
 
 def _align(n, a=4):
@@ -49,7 +51,10 @@ class _Lowering:
         self.layer_names = Namer("")
         self.offsets = graph.meta.get("memory_plan", {}).get("offsets", {})
         self.arena = _align(max(graph.meta.get("memory_plan", {}).get("arena_bytes", 0), 4))
+        self.stack = K.stack_reserve(graph)
         self.problems = []
+        self.rq_kernels = {}  # (m, k, lo, hi) -> rq_tensor Kernel of the adds and average pools
+        self.rq_of = {}  # node name -> its rq_tensor Kernel
         self.layers = []
         self.consts = []
         self.steps = []
@@ -121,11 +126,48 @@ class _Lowering:
                 "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1]}
         self.layers.append(K.ConvUnit(n, ident, groups, taps, geom))
 
+    def _rq_op(self, n):
+        """An add or average pool: per-element sums in C, requantised by a generated per-tensor
+        rq_tensor kernel (multiplier-free) called through a function pointer."""
+        g = self.g
+        if n.op == "add":
+            shape = g.types[n.outputs[0]].shape
+            if any(i in g.consts or tuple(g.types[i].shape) != tuple(shape) for i in n.inputs):
+                self.problems.append(f"add {n.name}: both operands must be activations of the output's shape "
+                                     f"{tuple(shape)} (no constants, no broadcasting)")
+                return
+            sa, sb = int(n.attr("sa")), int(n.attr("sb"))
+            if not (0 <= sa <= 16 and 0 <= sb <= 16):
+                self.problems.append(f"add {n.name}: operand shifts must be 0..16 (got {sa}, {sb})")
+                return
+            bound = (128 << sa) + (128 << sb)
+        elif n.op == "avgpool":
+            bound = 128 * int(np.prod(n.attr("kernel")))
+        else:
+            bound = 128 * int(np.prod(g.types[n.inputs[0]].shape[2:]))
+        m, k = n.attr("m"), n.attr("k")
+        if len(m) != 1 or len(k) != 1:
+            self.problems.append(f"{n.op} {n.name}: per-channel requantisation is not supported for {n.op} "
+                                 f"(one m and k per tensor, as the quantize passes choose)")
+            return
+        m, k, lo, hi = int(m[0]), int(k[0]), int(n.attr("lo")), int(n.attr("hi"))
+        if not (0 <= m <= 255 and 0 <= k <= 31) or bound * m + (1 << k >> 1) >= 2**31:
+            self.problems.append(f"{n.op} {n.name}: requantisation m={m}, k={k} must be 0..255 and 0..31 with "
+                                 f"|sum| * m < 2**31 (sums reach {bound})")
+            return
+        key = (m, k, lo, hi)
+        if key not in self.rq_kernels:
+            self.rq_kernels[key] = K.rq_tensor(self.layer_names(n.name), m, k, lo, hi)
+            self.rq_kernels[key].render(self.env)
+        self.rq_of[n.name] = self.rq_kernels[key]
+
     def analyse(self):
         g = self.g
         for n in g.nodes:
             if n.op == "conv2d":
                 self._conv(n)
+            if n.op in RQ_HELPER_FLASH:
+                self._rq_op(n)
             if n.op != "dense":
                 continue
             p = self._dense_params(n)
@@ -143,12 +185,15 @@ class _Lowering:
         return self
 
     def fixed_flash(self):
-        other = sum(1 for n in self.g.nodes if n.op in ("relu", "clip", "argmax", "maxpool"))
-        return K.FIXED_FLASH + STEP_FLASH * other
+        ops = [n.op for n in self.g.nodes]
+        other = sum(1 for op in ops if op in ("relu", "clip", "argmax", "maxpool") or op in RQ_HELPER_FLASH)
+        helpers = sum(RQ_HELPER_FLASH[op] for op in set(ops) & set(RQ_HELPER_FLASH))
+        rq = sum(kern.bytes for kern in self.rq_kernels.values())
+        return K.FIXED_FLASH + STEP_FLASH * other + helpers + rq
 
     def choose(self):
         t = self.t
-        ram_free = t.ram_bytes - self.arena - K.STACK_MIN - 16
+        ram_free = t.ram_bytes - self.arena - self.stack - 16
         budget = t.flash_bytes - t.flash_slack
         cache = {}
         max_n = max([gl.N for la in self.layers for gl in getattr(la, "groups", [la])] + [0])
@@ -180,11 +225,11 @@ class _Lowering:
             layer.options = self._options(layer, budget, 1 << 30, cache)  # unrolled code only if it could fit
             unlimited.append(min((o.ram + o.io for o in layer.options), default=0))
         scratch = max(unlimited + [0])
-        ram_need = self.arena + scratch + K.STACK_MIN + 16
+        ram_need = self.arena + scratch + self.stack + 16
         if ram_need > t.ram_bytes:
             self.problems.append(
                 f"RAM: the model needs at least {ram_need} B (activation arena {self.arena} B + kernel scratch "
-                f"{scratch} B + stack {K.STACK_MIN} B + alignment 16 B) but the target has {t.ram_bytes} B: "
+                f"{scratch} B + stack {self.stack} B + alignment 16 B) but the target has {t.ram_bytes} B: "
                 f"{ram_need - t.ram_bytes} B more (a part with more RAM: --ram; or narrower layers)")
         plan, smallest = K.plan_layers(self.layers, 1 << 30, self.fixed_flash(), 1 << 30)
         if smallest is not None and smallest > budget:
@@ -220,16 +265,25 @@ class _Lowering:
                 getattr(self, "dense_" + opt.kind)(la, opt, s)
             elif n.op == "conv2d":
                 self.conv(*by_node[n.name], s)
-            elif n.op == "maxpool":
+            elif n.op in ("maxpool", "avgpool"):
                 _, C, H, W = self.g.types[n.inputs[0]].shape
                 _, _, OH, OW = self.g.types[n.outputs[0]].shape
                 (kh, kw), (sy, sx), pads = n.attr("kernel"), n.attr("strides"), n.attr("pads")
                 geom = [C, H, W, OH, OW, kh, kw, sy, sx, pads[0], pads[1], sy * W, H * W, -pads[0] * W]
                 if max(abs(v) for v in geom) > 32767:
-                    raise InternalError(f"maxpool {n.name}: geometry beyond 16 bits")
-                s.update(template="maxpool", geom=self.const(
+                    raise InternalError(f"{n.op} {n.name}: geometry beyond 16 bits")
+                s.update(template=n.op, geom=self.const(
                     f"{n.name}_geom", "int16_t", geom,
                     f"{n.name} geometry: c h w oh ow kh kw sy sx pt pl sy*w h*w -pt*w"))
+                if n.op == "avgpool":
+                    s["rq"] = self.rq_of[n.name].name
+            elif n.op == "global_avgpool":
+                shape = self.g.types[n.inputs[0]].shape
+                s.update(template=n.op, c=shape[1], hw=int(np.prod(shape[2:])), rq=self.rq_of[n.name].name)
+            elif n.op == "add":
+                s.update(template=n.op, a=self.ptr(n.inputs[0]), b=self.ptr(n.inputs[1]),
+                         n=self.g.types[n.outputs[0]].size, sa=int(n.attr("sa")), sb=int(n.attr("sb")),
+                         rq=self.rq_of[n.name].name)
             elif n.op in ("relu", "clip"):
                 s.update(template=n.op, n=self.g.types[n.outputs[0]].size)
                 if n.op == "clip":
@@ -337,7 +391,8 @@ class Rv32ecTarget(Target):
     description = "RV32EC microcontrollers (WCH CH32V003): multiplier-free C and assembly, gcc, unicorn"
     default_quant = "int4"
     quants = ("int8", "int4", "int2", "ternary", "pentary")
-    ops = frozenset({"dense", "conv2d", "maxpool", "relu", "clip", "reshape", "argmax"})
+    ops = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add", "relu", "clip", "reshape",
+                     "argmax"})
     flash_bytes = DEFAULT_FLASH
     ram_bytes = DEFAULT_RAM
     KERNELS = ("auto", "lut", "bits", "bitsp", "unrolled")  # auto: the planner picks per layer
@@ -352,6 +407,7 @@ class Rv32ecTarget(Target):
         self.kernel = None if kernel in (None, "auto") else kernel
         self.flash_slack = 0  # flash the planner leaves free after a link overflowed its estimate
         self._emitted = None
+        self._stack = K.STACK_MIN  # set per graph by emit()
 
     def options(self):
         o = super().options()
@@ -403,7 +459,7 @@ class Rv32ecTarget(Target):
                                "zero_weights": float(np.mean(la.w == 0))})
             plan_lines.append(comment_safe(f"{la.node.name}: {la.node.op} {la.K} to {la.N}, {la.dtype}, {opt.summary}, "
                                            f"about {int(round(opt.instr))} instructions", 200))
-        kernels = sorted(plan.kernels, key=lambda k: k.name)
+        kernels = sorted(plan.kernels + list(low.rq_kernels.values()), key=lambda k: k.name)
         for k in kernels:
             k.render(env)
         ctx = {
@@ -411,7 +467,7 @@ class Rv32ecTarget(Target):
             "arena_bytes": low.arena, "acc_bytes": plan.acc_bytes, "tab_bytes": plan.tab_bytes,
             "acc_offset": acc_off, "tab_offset": tab_off, "tab_hi": tab_off, "tab_lo": tab_off + 512,
             "patch_offset": patch_off, "out_offset": out_off, "io_bytes": ram_total - patch_off,
-            "ram_bytes": ram_total, "stack_bytes": K.STACK_MIN,
+            "ram_bytes": ram_total, "stack_bytes": low.stack,
             "input_size": graph.types[inp].size, "input_exp": graph.types[inp].exp,
             "input_shape": list(graph.types[inp].shape),
             "output_size": graph.types[out].size, "output_shape": list(graph.types[out].shape),
@@ -436,18 +492,19 @@ class Rv32ecTarget(Target):
             "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "layers": layer_info,
             "ram_layout": {"arena": low.arena, "accumulators": plan.acc_bytes, "tables": plan.tab_bytes,
                            "conv_patch_and_output": ram_total - patch_off,
-                           "stack_min": K.STACK_MIN},
+                           "stack_min": low.stack},
             "est_flash": plan.flash, "est_instructions": int(round(plan.instr)),
         }
         (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         self._emitted = (graph, options, plan.flash)
+        self._stack = low.stack
         return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json"]), "layers": layer_info,
                 "ram_layout": info["ram_layout"], "est_flash": plan.flash, "est_instructions": info["est_instructions"],
                 "macs": info["macs"]}
 
     def _ldflags(self):
         flags = ["-nostdlib", "-nostartfiles", "-T", "ch32v003.ld", "-Wl,--gc-sections",
-                 f"-Wl,--defsym=__stack_min={K.STACK_MIN}"]
+                 f"-Wl,--defsym=__stack_min={self._stack}"]
         if getattr(self, "_paired", False):
             flags.append("-Wl,--defsym=__lbc_low_tables=1")
         if self.flash_bytes != DEFAULT_FLASH:
@@ -486,7 +543,7 @@ class Rv32ecTarget(Target):
                 raise TargetError(f"the firmware does not fit: {part.lower()} needs {have + int(n)} B, the target "
                                   f"has {have} B ({n} B more)")
             if "less than __stack_min" in r.stderr:
-                raise TargetError(f"the firmware does not fit: less than {K.STACK_MIN} B of the {self.ram_bytes} B "
+                raise TargetError(f"the firmware does not fit: less than {self._stack} B of the {self.ram_bytes} B "
                                   f"of RAM are left for the stack")
             raise InternalError(f"the generated firmware failed to build:\n{r.stderr.strip()}")
         objcopy = find_tool(OBJCOPY, BINUTILS_PKG)
@@ -548,7 +605,7 @@ class Rv32ecTarget(Target):
         if b:
             lines.append(f"rv32ec: flash {b['flash_used']} of {b['flash_bytes']} B (code {b['code']} B, constants "
                          f"{b['rodata']} B); RAM {b['ram_static']} of {b['ram_bytes']} B static + {b['stack']} B left "
-                         f"for the stack (needs >= {K.STACK_MIN})")
+                         f"for the stack (needs >= {e['ram_layout']['stack_min']})")
         elif e:
             lines.append(f"rv32ec: estimated flash {e['est_flash']} of {self.flash_bytes} B (not built)")
         return lines

@@ -62,7 +62,8 @@ void lbc_scatter(const int8_t *t, int8_t *y, int n, int stride)
     for (int i = 0; i < n; i++, y += stride) *y = t[i];
 }
 
-void lbc_maxpool(const int8_t *x, int8_t *y, const int16_t *g)
+/* Max (rq == 0) or requantised sum over each window. */
+static void lbc_pool(const int8_t *x, int8_t *y, const int16_t *g, lbc_rq_fn rq)
 {
     int c = g[0], h = g[1], w = g[2], oh = g[3], ow = g[4], kh = g[5], kw = g[6], sy = g[7], sx = g[8];
     int syw = g[11], hw = g[12];
@@ -70,18 +71,49 @@ void lbc_maxpool(const int8_t *x, int8_t *y, const int16_t *g)
         int iy0 = -g[9], row = g[13];
         for (int oy = 0; oy < oh; oy++, iy0 += sy, row += syw) {
             int ix0 = -g[10];
-            for (int ox = 0; ox < ow; ox++, ix0 += sx) {
-                int best = -32768, r = row;
+            for (int ox = 0; ox < ow; ox++, ix0 += sx, y++) {
+                int32_t acc = rq ? 0 : -32768;
+                int r = row;
                 for (int ky = 0; ky < kh; ky++, r += w) {
                     if ((unsigned)(iy0 + ky) >= (unsigned)h) continue;
                     for (int kx = 0; kx < kw; kx++) {
                         if ((unsigned)(ix0 + kx) >= (unsigned)w) continue;
                         int v = x[r + ix0 + kx];
-                        if (v > best) best = v;
+                        if (rq) acc += v;
+                        else if (v > acc) acc = v;
                     }
                 }
-                *y++ = (int8_t)best;
+                if (rq) rq(&acc, y, 1);
+                else *y = (int8_t)acc;
             }
         }
+    }
+}
+
+void lbc_maxpool(const int8_t *x, int8_t *y, const int16_t *g)
+{
+    lbc_pool(x, y, g, 0);
+}
+
+void lbc_avgpool(const int8_t *x, int8_t *y, const int16_t *g, lbc_rq_fn rq)
+{
+    lbc_pool(x, y, g, rq);
+}
+
+void lbc_global_avgpool(const int8_t *x, int8_t *y, int c, int hw, lbc_rq_fn rq)
+{
+    for (int ch = 0; ch < c; ch++, y++) {
+        int32_t acc = 0;
+        for (int i = 0; i < hw; i++) acc += *x++;
+        rq(&acc, y, 1);
+    }
+}
+
+void lbc_add(const int8_t *a, const int8_t *b, int8_t *y, int n, int sa, int sb, lbc_rq_fn rq)
+{
+    for (int i = 0; i < n; i++) {
+        /* shifts of the unsigned bit patterns: defined for negative values, same two's-complement result */
+        int32_t acc = (int32_t)(((uint32_t)(int32_t)a[i] << sa) + ((uint32_t)(int32_t)b[i] << sb));
+        rq(&acc, y + i, 1);
     }
 }

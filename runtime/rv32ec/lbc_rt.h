@@ -39,9 +39,20 @@ void lbc_gather(const int8_t *x, int base, int8_t *patch, const lbc_tap_t *tap, 
 /* y[i * stride] = t[i], for i < n */
 void lbc_scatter(const int8_t *t, int8_t *y, int n, int stride);
 
+/* A generated requantisation kernel: y[i] = clamp((acc[i] * m + round) >> k, lo, hi) for i < n, with the
+ * layer's constant m, k, lo, hi (lbc_kernels.S; shifts and adds, no multiply). */
+typedef void (*lbc_rq_fn)(const int32_t *acc, int8_t *y, int n);
+
 /* Max pooling of a [c, h, w] tensor; g = {c, h, w, oh, ow, kh, kw, sy, sx, pt, pl, sy*w,
  * h*w, -pt*w} (products precomputed: the part has no multiplier).
  * Padding never wins. */
 void lbc_maxpool(const int8_t *x, int8_t *y, const int16_t *g);
+/* Average pooling, same geometry: each window's sum (padding counts as 0, the divisor is in rq's m and k)
+ * requantised by rq. */
+void lbc_avgpool(const int8_t *x, int8_t *y, const int16_t *g, lbc_rq_fn rq);
+/* Global average pooling of c channels of hw values each: rq(sum of the channel). */
+void lbc_global_avgpool(const int8_t *x, int8_t *y, int c, int hw, lbc_rq_fn rq);
+/* y[i] = rq((a[i] << sa) + (b[i] << sb)), for i < n: the residual add. */
+void lbc_add(const int8_t *a, const int8_t *b, int8_t *y, int n, int sa, int sb, lbc_rq_fn rq);
 
 #endif

@@ -16,7 +16,7 @@ from lbc.driver import compile_model, run_compiled
 from lbc.errors import TargetError
 from lbc.ir.interpreter import run
 from lbc.ir.quant import quantize_input
-from onnx_models import make_model, mlp, rng, save
+from onnx_models import make_model, mlp, residual_cnn, residual_mlp, rng, save
 from golden_util import check_golden
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +141,25 @@ def test_sparse_weights_skip_zero_words(tmp_path):
     check_identical(c, x)
 
 
+@pytest.mark.parametrize("q,pool,seed", [("pentary", "max", 0), ("ternary", "avg", 0), ("int2", "avg", 1)])
+def test_residual_add_pools_match_interpreter(tmp_path, q, pool, seed):
+    """conv -> relu -> conv + residual add (a padded operand) -> relu -> max or padded average pool ->
+    global average pool -> dense; pools and add loop over channels."""
+    model = save(residual_cnn(seed, pool=pool, avg_pads=(1, 1, 1, 1)), tmp_path / "res.onnx")
+    x = rng(9).random((120, 1, 8, 8)).astype(np.float32) * 1.2 - 0.1
+    c = compile_model(model, tmp_path / "out", "pentary", q, x[:64])
+    assert {"add", "global_avgpool", "maxpool" if pool == "max" else "avgpool"} <= {n.op for n in c.graph.nodes}
+    check_identical(c, x)
+    assert "BGT     P9" in (c.outdir / "model.pasm").read_text()
+
+
+def test_residual_add_on_vectors(tmp_path):
+    x = rng(7).standard_normal((150, 12)).astype(np.float32)
+    c = compile_model(save(residual_mlp(), tmp_path / "m.onnx"), tmp_path / "out", "pentary", "pentary", x[:64])
+    assert "add" in {n.op for n in c.graph.nodes}
+    check_identical(c, x)
+
+
 # ------------------------------------------------------------------ golden, determinism, hygiene
 
 def test_golden_pasm(tmp_path, digits):
@@ -212,14 +231,14 @@ def test_hostile_names_are_sanitised(tmp_path):
 def test_unsupported_ops_and_dtypes_are_all_listed(tmp_path):
     r, f, n = rng(0), np.float32, helper.make_node
     m = make_model([n("Conv", ["x", "w"], ["c"], name="conv"),
-                    n("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2]),
+                    n("Tanh", ["c"], ["p"], name="th"),
                     n("Sigmoid", ["p"], ["y"], name="sig")],
-                   [("x", ["N", 1, 6, 6])], [("y", ["N", 2, 2, 2])], [("w", r.standard_normal((2, 1, 3, 3)).astype(f))])
+                   [("x", ["N", 1, 6, 6])], [("y", ["N", 2, 4, 4])], [("w", r.standard_normal((2, 1, 3, 3)).astype(f))])
     calib = r.random((16, 1, 6, 6)).astype(f)
     with pytest.raises(TargetError) as e:
         compile_model(save(m, tmp_path / "m.onnx"), tmp_path / "out", "pentary", "pentary", calib)
     msg = str(e.value)
-    assert "op maxpool is not supported by target pentary (nodes: pool)" in msg
+    assert "op tanh is not supported by target pentary (nodes: th)" in msg
     assert "op sigmoid is not supported by target pentary (nodes: sig)" in msg
     assert not (tmp_path / "out").exists()
     with pytest.raises(TargetError, match="cannot emit int8 weights"):

@@ -9,7 +9,8 @@ from conftest import need_toolchain
 from lbc.driver import compile_model, read_manifest
 from lbc.ir.interpreter import run as interpret
 from lbc.ir.quant import quantize_input
-from onnx_models import make_model, rng, save
+from lbc.backends.rv32ec.kernels import stack_reserve
+from onnx_models import broadcast_add, make_model, residual_cnn, residual_mlp, rng, save
 
 
 def rows_model(path):
@@ -75,3 +76,46 @@ def test_conv_maxpool_grouped_conv(tmp_path, q, kernel):
     y, stats = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
     np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])
     assert stats["macs"] == 6 * 9 * 64 + 6 * 2 * 9 * 3 * 3 + 54 * 10
+    assert stats["stack_peak_bytes"] <= stack_reserve(c.graph)
+
+
+@pytest.mark.parametrize("q,pool,kernel", [("int4", "max", None), ("ternary", "avg", "lut")])
+def test_residual_add_avgpool_global_avgpool(tmp_path, q, pool, kernel):
+    """conv -> relu -> conv + residual add -> relu -> max or padded average pool -> global average pool
+    -> dense: the adds and average pools requantise through a generated multiplier-free kernel."""
+    need_toolchain()
+    model = save(residual_cnn(pool=pool, avg_pads=(1, 1, 1, 1)), tmp_path / "res.onnx")
+    x = rng(6).random((120, 1, 8, 8)).astype(np.float32) * 1.2 - 0.1
+    c = compile_model(model, tmp_path / "out", "rv32ec", q, x[:64], target_options={"kernel": kernel} if kernel else {})
+    ops = {n.op for n in c.graph.nodes}
+    assert {"add", "global_avgpool", "maxpool" if pool == "max" else "avgpool"} <= ops
+    assert any(n.attr("sa") or n.attr("sb") for n in c.graph.nodes if n.op == "add")
+    xq = quantize_input(x, c.graph.types[c.graph.inputs[0]].exp)
+    y, stats = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
+    np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])
+    assert stats["stack_peak_bytes"] <= stack_reserve(c.graph)  # the plan leaves this much RAM for the stack
+    assert "lbc_rq_" in (c.outdir / "lbc_kernels.S").read_text()
+
+
+def test_residual_add_on_vectors(tmp_path):
+    need_toolchain()
+    x = rng(7).standard_normal((150, 12)).astype(np.float32)
+    c = compile_model(save(residual_mlp(), tmp_path / "m.onnx"), tmp_path / "out", "rv32ec", "int8", x[:64])
+    assert "add" in {n.op for n in c.graph.nodes}
+    xq = quantize_input(x, c.graph.types[c.graph.inputs[0]].exp)
+    y, _ = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
+    np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])
+
+
+@pytest.mark.parametrize("target,q", [("rv32ec", "int4"), ("pentary", "pentary")])
+def test_small_targets_reject_broadcast_add_and_per_channel_pool(tmp_path, target, q):
+    """Both small targets (rv32ec and pentary) add same-shape activations only and requantise adds and
+    average pools per tensor; check() names each node."""
+    from lbc.backends import get_target
+    from lbc.driver import lower
+    c = lower(save(broadcast_add(), tmp_path / "m.onnx"), target, q, rng(0).random((16, 1, 6, 6)))
+    gap = next(n for n in c.graph.nodes if n.name == "gap")
+    gap.attrs["m"], gap.attrs["k"] = (1, 3), (4, 5)
+    problems = get_target(target).check(c.graph)
+    assert any("add badd: both operands must be activations" in p for p in problems)
+    assert any("global_avgpool gap: per-channel requantisation is not supported" in p for p in problems)
