@@ -1,28 +1,12 @@
 """Bad input: one clear line on stderr, exit 1, no traceback, nothing left in the output folder."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from onnx import helper
 
 from onnx_models import make_model, mlp, save
-
-
-def lbc(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lbc.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
-def assert_user_error(r, *needles):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    msg = r.stderr.strip()
-    assert msg.startswith("lbc: error: "), msg
-    for n in needles:
-        assert n in msg, (n, msg)
-    return msg
+from cli_util import assert_user_error, lbc
 
 
 @pytest.fixture

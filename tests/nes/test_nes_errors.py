@@ -1,27 +1,13 @@
 """Bad input for the NES target: one clear line per problem, exit 1, nothing written."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 from onnx import helper
 
 from nes_util import need_cc65
 from onnx_models import make_model, mlp, rng, save
-
-
-def lbc(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "lbc.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env)
-
-
-def user_error(r, *needles):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    for n in needles:
-        assert n in r.stderr, (n, r.stderr)
-    return r.stderr
+from cli_util import assert_user_error, lbc
 
 
 def calib(tmp_path, n):
@@ -33,7 +19,7 @@ def calib(tmp_path, n):
 def test_weights_that_do_not_fit_the_cartridge(tmp_path):
     model = save(mlp((128, 256, 256, 10), seed=1), tmp_path / "big.onnx")
     out = tmp_path / "out"
-    msg = user_error(lbc("compile", model, "--target", "nes", "--calibration", calib(tmp_path, 128), "-o", out),
+    msg = assert_user_error(lbc("compile", model, "--target", "nes", "--calibration", calib(tmp_path, 128), "-o", out),
                      "PRG-ROM", "over by", "fc1")
     assert not out.exists(), msg
 
@@ -41,7 +27,7 @@ def test_weights_that_do_not_fit_the_cartridge(tmp_path):
 def test_activations_that_do_not_fit_ram(tmp_path):
     model = save(mlp((200, 160, 10), seed=2), tmp_path / "wide.onnx")
     out = tmp_path / "out"
-    user_error(lbc("compile", model, "--target", "nes", "--ram", 1000, "--calibration", calib(tmp_path, 200),
+    assert_user_error(lbc("compile", model, "--target", "nes", "--ram", 1000, "--calibration", calib(tmp_path, 200),
                    "-o", out), "bytes of RAM", "over by 128")
     assert not out.exists()
 
@@ -50,16 +36,16 @@ def test_unsupported_op_and_dtype(tmp_path):
     w = (rng(1).standard_normal((2, 1, 3, 3))).astype(np.float32)
     conv = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", ["N", 1, 5, 5])], [("y", ["N", 2, 3, 3])],
                       [("w", w)])
-    user_error(lbc("compile", save(conv, tmp_path / "c.onnx"), "--target", "nes", "-o", tmp_path / "o"),
+    assert_user_error(lbc("compile", save(conv, tmp_path / "c.onnx"), "--target", "nes", "-o", tmp_path / "o"),
                "op conv2d is not supported by target nes")
     model = save(mlp((6, 5, 3)), tmp_path / "m.onnx")
-    user_error(lbc("compile", model, "--target", "nes", "--quant", "int8", "-o", tmp_path / "o"),
+    assert_user_error(lbc("compile", model, "--target", "nes", "--quant", "int8", "-o", tmp_path / "o"),
                "target nes cannot emit int8 weights", "ternary")
 
 
 def test_inputs_larger_than_the_routine_handles(tmp_path):
     model = save(mlp((300, 4, 2)), tmp_path / "m.onnx")
-    user_error(lbc("compile", model, "--target", "nes", "-o", tmp_path / "o"), "input", "at most 256")
+    assert_user_error(lbc("compile", model, "--target", "nes", "-o", tmp_path / "o"), "input", "at most 256")
 
 
 def test_cc65_missing_names_the_package(tmp_path):
@@ -68,7 +54,7 @@ def test_cc65_missing_names_the_package(tmp_path):
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}
     out = tmp_path / "out"
-    user_error(lbc("compile", model, "--target", "nes", "-o", out, env=env), "ca65 not found", "cc65")
+    assert_user_error(lbc("compile", model, "--target", "nes", "-o", out, env=env), "ca65 not found", "cc65")
     assert not out.exists()
 
 
@@ -76,7 +62,7 @@ def test_cc65_missing_names_the_package(tmp_path):
 def test_samples_file_errors(tmp_path):
     model = save(mlp((6, 5, 3)), tmp_path / "m.onnx")
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 7), np.float32))
-    user_error(lbc("compile", model, "--target", "nes", "--samples", tmp_path / "bad.npz", "-o", tmp_path / "o"),
+    assert_user_error(lbc("compile", model, "--target", "nes", "--samples", tmp_path / "bad.npz", "-o", tmp_path / "o"),
                "--samples", "does not match the model input")
-    user_error(lbc("compile", model, "--target", "nes", "--samples", tmp_path / "nope.npz", "-o", tmp_path / "o"),
+    assert_user_error(lbc("compile", model, "--target", "nes", "--samples", tmp_path / "nope.npz", "-o", tmp_path / "o"),
                "--samples", "not found")

@@ -2,8 +2,6 @@
 versus available, per memory), ops the target cannot emit, a missing toolchain."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,21 +11,9 @@ from lbc.driver import compile_model, lower
 from lbc.errors import LbcError
 from onnx_models import mlp, save, small_cnn
 from golden_util import check_golden
+from cli_util import assert_user_error, lbc
 
 SOURCES = ("model.c", "model.h", "main.c", "lbc_kernels.S", "Makefile", "firmware.json", "model.lbc")
-
-
-def lbc(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "lbc.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def assert_user_error(r, *needles):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    for n in needles:
-        assert n in r.stderr, (n, r.stderr)
-    return r.stderr
 
 
 def test_golden_sources(tmp_path, digits):
