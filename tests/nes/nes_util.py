@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lbc.backends.base import template_env
 from lbc.backends.nes import lower as L
 from lbc.runtime.nes import harness as H
 
@@ -36,31 +37,9 @@ SEGMENTS {
 }
 """
 
-TABLES = """.segment "RODATA"
-.align 256
-lbc_sqlo:
-.repeat 512, I
-    .byte <((I * I) / 4)
-.endrepeat
-lbc_sqhi:
-.repeat 512, I
-    .byte >((I * I) / 4)
-.endrepeat
-lbc_nqlo:
-.repeat 512, I
-    .byte <(((I - 255) * (I - 255)) / 4)
-.endrepeat
-lbc_nqhi:
-.repeat 512, I
-    .byte >(((I - 255) * (I - 255)) / 4)
-.endrepeat
-.repeat 7, N
-.ident(.sprintf("lbc_shl%d", N + 1)):
-.repeat 256, I
-    .byte <(I << (N + 1))
-.endrepeat
-.endrepeat
-"""
+# the model's own multiply and shift tables, every shift table included
+TABLES = '.segment "RODATA"\n.align 256\n' + template_env(Path(L.__file__).parent / "templates").get_template(
+    "tables.s.j2").render(tables=True, shift_tables=range(1, 8))
 
 
 def build_neurons(tmp, neurons, K, kernel):
