@@ -1,0 +1,117 @@
+"""Elementwise ops: broadcasting arithmetic, activations (integer forms of nonlinear ones are 256-entry
+tables) and batch normalisation (folded away before quantisation)."""
+
+import numpy as np
+
+from lbc.ir.ops.base import INT_REQ, broadcast_infer, as_f32, req, same_infer, op
+from lbc.ir.quant import requant
+
+@op("add", (2, 2), {"sa": 0, "sb": 0, **INT_REQ}, int_attrs=("sa", "sb") + tuple(INT_REQ),
+    doc="a + b (broadcast); integer form: requant((a << sa) + (b << sb))")
+class Add:
+    infer = staticmethod(broadcast_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(a[0].astype(np.float64) + a[1])]
+
+    @staticmethod
+    def int_fn(node, a):
+        acc = (a[0].astype(np.int64) << node.attr("sa")) + (a[1].astype(np.int64) << node.attr("sb"))
+        return [req(node, acc, 1 if acc.ndim > 1 else -1)]
+
+
+@op("mul", (2, 2), dict(INT_REQ), int_attrs=tuple(INT_REQ), doc="a * b (broadcast); integer form: requant(a * b)")
+class Mul:
+    infer = staticmethod(broadcast_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(a[0].astype(np.float64) * a[1])]
+
+    @staticmethod
+    def int_fn(node, a):
+        return [req(node, a[0].astype(np.int64) * a[1].astype(np.int64), 1 if a[0].ndim > 1 else -1)]
+
+
+@op("relu", (1, 1), doc="max(x, 0)")
+class Relu:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [np.maximum(a[0], 0).astype(np.float32)]
+
+    @staticmethod
+    def int_fn(node, a):
+        return [np.maximum(a[0], 0).astype(np.int8)]
+
+
+@op("leaky_relu", (1, 1), {"alpha": 0.01, "m": (1,), "k": (0,)}, int_attrs=("m", "k"),
+    doc="x if x >= 0 else alpha*x; integer form: (x*m + r) >> k on the negative side")
+class LeakyRelu:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        x = a[0].astype(np.float64)
+        return [as_f32(np.where(x >= 0, x, node.attr("alpha") * x))]
+
+    @staticmethod
+    def int_fn(node, a):
+        neg = requant(a[0], node.attr("m"), node.attr("k"), -128, 127)
+        return [np.where(a[0] >= 0, a[0], neg).astype(np.int8)]
+
+
+@op("clip", (1, 1), {"min": float("-inf"), "max": float("inf"), "lo": -128, "hi": 127}, int_attrs=("lo", "hi"),
+    doc="clamp(x, min, max)")
+class Clip:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(np.clip(a[0], node.attr("min"), node.attr("max")))]
+
+    @staticmethod
+    def int_fn(node, a):
+        return [np.clip(a[0], node.attr("lo"), node.attr("hi")).astype(np.int8)]
+
+
+def _table_fn(node, a):
+    table = np.asarray(node.attr("table"), dtype=np.int8)
+    return [table[a[0].astype(np.int16) + 128]]
+
+
+@op("sigmoid", (1, 1), {"table": ()}, int_attrs=("table",), doc="1/(1+exp(-x)); integer form: 256-entry table")
+class Sigmoid:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(1.0 / (1.0 + np.exp(-a[0].astype(np.float64))))]
+
+    int_fn = staticmethod(_table_fn)
+
+
+@op("tanh", (1, 1), {"table": ()}, int_attrs=("table",), doc="tanh(x); integer form: 256-entry table")
+class Tanh:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(np.tanh(a[0].astype(np.float64)))]
+
+    int_fn = staticmethod(_table_fn)
+
+
+@op("batchnorm", (5, 5), {"epsilon": 1e-5}, weights=(1, 2, 3, 4),
+    doc="(x - mean) / sqrt(var + eps) * scale + bias over axis 1; folded away before quantisation")
+class BatchNorm:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        x, s, b, mu, var = (v.astype(np.float64) for v in a)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        y = (x - mu.reshape(shape)) / np.sqrt(var.reshape(shape) + node.attr("epsilon")) * s.reshape(shape)
+        return [as_f32(y + b.reshape(shape))]
