@@ -45,6 +45,16 @@ C_HELPER_OPS = frozenset({"conv2d", "maxpool", "avgpool", "global_avgpool", "add
 def stack_reserve(graph):
     """Bytes of RAM the plan must leave for the stack of this graph's firmware."""
     return STACK_C_HELPERS if any(n.op in C_HELPER_OPS for n in graph.nodes) else STACK_MIN
+
+
+def conv_io(graph, n):
+    """Bytes of the buffers a conv2d needs besides its tensors: one window patch and one output position
+    per group (the `io` of its options)."""
+    w = graph.types[n.inputs[1]].shape
+    groups = int(n.attr("group"))
+    return int(np.prod(w[1:])) + w[0] // groups + 4
+
+
 FIXED_FLASH = 280  # crt0, main, lbc_infer's frame, lbc_run/lbc_input/lbc_output
 
 
