@@ -171,6 +171,11 @@ def make_stage(graph, nodes, tile):
     return Stage(nodes, (th, tw), grid, tuple(layers))
 
 
+def tile_tensor(stage, i):
+    """The memory plan's name of a stage's tile buffer T_i."""
+    return f"{stage.output}@tile{i}"
+
+
 def stages_of(graph):
     """The Stages of graph's memory plan (none for a plain plan)."""
     by_name = {n.name: n for n in graph.nodes}

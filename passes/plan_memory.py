@@ -42,7 +42,7 @@ def place(items):
     whose [start, end] interval intersects. Returns ({key: offset}, arena bytes)."""
     placed = []
     offsets = {}
-    for key, size, s, e in sorted(items, key=lambda t: (-t[1], t[2], t[0])):
+    for key, size, s, e in sorted(items, key=lambda t: (-t[1], t[2], str(t[0]))):
         busy = sorted((o, sz) for o, sz, s2, e2 in placed if not (e2 < s or e < s2))
         off = 0
         for o, sz in busy:
@@ -146,7 +146,7 @@ def _plan(g, inplace, stages):
             s, offs, peak = tiles[name]
             base = offsets[("scratch", name)]
             for j, o in enumerate(offs):
-                out[tile_tensor(s, j)] = base + o
+                out[P.tile_tensor(s, j)] = base + o
             lv = lv - scratch + peak
         bound = max(bound, lv)
         step_info.append({"step": name, "live_bytes": lv})
@@ -158,11 +158,6 @@ def _plan(g, inplace, stages):
 def _node_macs(g, n):
     from lbc.ir.ops import macs
     return macs(n, [g.types[i].shape for i in n.inputs], [g.types[o].shape for o in n.outputs])
-
-
-def tile_tensor(stage, i):
-    """The memory plan's name of tile buffer T_i of a stage."""
-    return f"{stage.output}@tile{i}"
 
 
 def candidates(g):

@@ -266,7 +266,7 @@ class _Lowering:
             self.problems.append(
                 f"RAM: the model needs at least {ram_need} B (activation arena {self.arena} B + kernel scratch "
                 f"{scratch} B + stack {self.stack} B + alignment 16 B) but the target has {t.ram_bytes} B: "
-                f"{ram_need - t.ram_bytes} B more (a part with more RAM: --ram; or narrower layers)")
+                f"{ram_need - t.ram_bytes} B more (a part with more RAM: --ram; or narrower layers){self._tried()}")
         plan, smallest = K.plan_layers(self.layers, 1 << 30, self.fixed_flash(), 1 << 30)
         if smallest is not None and smallest > budget:
             consts = sum(min([o.flash for o in la.options if o.kind != "unrolled"] or [0]) for la in self.layers)
@@ -278,6 +278,16 @@ class _Lowering:
             self.problems.append(f"no combination of kernels fits both {budget} B of flash and {t.ram_bytes} B of "
                                  f"RAM (smallest flash {smallest} B with unlimited RAM; RAM {ram_need} B with "
                                  f"unlimited flash)")
+
+    def _tried(self):
+        """What the memory planner tried, for the RAM error."""
+        mp = self.g.meta.get("memory_plan", {})
+        tried = mp.get("tried", [])
+        if not tried:
+            return ""
+        what = "; ".join(f"{t['plan']}: arena {t['arena_bytes']} B" for t in tried)
+        return (f"; memory plans tried (arena budget {mp.get('budget_bytes')} B): {what}; the smallest proven "
+                f"bound for the chosen plan is {mp.get('lower_bound_bytes')} B")
 
     # ------------------------------------------------------------------ code
 
