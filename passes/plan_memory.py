@@ -12,10 +12,13 @@ alive at the same time never overlap. Offsets are 4-byte aligned.
   the output's size.
 * Patch-based execution (`lbc.ir.patch`): when the target has a RAM budget (`arena_budget(graph)`) and
   the plain plan does not fit it, the planner tries every prefix of every chain of spatial layers with
-  every tile size, and keeps the fitting plan with the fewest recomputed MACs (then the smallest arena).
+  every tile size, and keeps the plan with the smallest arena (then the fewest recomputed MACs): what
+  the arena does not need is left to the kernels' tables (see "kernel_block").
   A stage is one step: its input and output live across it, and its tile buffers (themselves planned
   by liveness, in place where allowed) form one scratch block alive only during it. Plain and patched
-  attempts are recorded in "tried" so the target can say what it tried when nothing fits.
+  attempts are recorded in "tried" so the target can say what it tried when nothing fits. With a patch
+  plan, "kernel_block" is the largest block of the arena that is free from the end of the stages on
+  (the stage's input and tiles are dead): kernels after the stages put their scratch there.
 
 "lower_bound_bytes" is the largest sum of live bytes over the steps of the chosen schedule (in place
 and tiles included): no placement of that schedule can use less; the first-fit arena is compared with it.
@@ -37,12 +40,19 @@ def _align(x, a=4):
     return (x + a - 1) // a * a
 
 
-def place(items):
-    """First-fit placement of (key, size, start, end) items, largest first, never overlapping an item
-    whose [start, end] interval intersects. Returns ({key: offset}, arena bytes)."""
+ORDERS = {  # the item orders first-fit placement may try
+    "largest first": lambda t: (-t[1], t[2], str(t[0])),
+    "longest-lived last": lambda t: (-t[3], -t[1], str(t[0])),
+    "earliest first": lambda t: (t[2], -t[1], str(t[0])),
+}
+
+
+def place(items, order="largest first"):
+    """First-fit placement of (key, size, start, end) items in `order`, never overlapping an item whose
+    [start, end] interval intersects. Returns ({key: offset}, arena bytes)."""
     placed = []
     offsets = {}
-    for key, size, s, e in sorted(items, key=lambda t: (-t[1], t[2], str(t[0]))):
+    for key, size, s, e in sorted(items, key=ORDERS[order]):
         busy = sorted((o, sz) for o, sz, s2, e2 in placed if not (e2 < s or e < s2))
         off = 0
         for o, sz in busy:
@@ -105,6 +115,7 @@ class _Plan:
     steps: list
     patches: list
     extra_macs: int = 0
+    kernel_block: dict = None
 
 
 def _tile_plan(stage, inplace):
@@ -120,8 +131,9 @@ def _tile_plan(stage, inplace):
     return [offsets[find(t)] for t in names], size, max(live)
 
 
-def _plan(g, inplace, stages):
-    """The plan of graph g with `stages` (Stage list) run tile by tile."""
+def _plan(g, inplace, stages, block=0, order="largest first"):
+    """The plan of graph g with `stages` (Stage list) run tile by tile; `block` > 0 adds a kernel
+    scratch block of that many bytes alive from the step after the last stage to the end."""
     by_first = {s.nodes[0].name: s for s in stages}
     inside = {n.name for s in stages for n in s.nodes}
     sizes = {t: tensor_bytes(g.types[t]) for t in g.types if t not in g.consts}
@@ -136,7 +148,10 @@ def _plan(g, inplace, stages):
         elif n.name not in inside:
             steps.append((n.name, n.op, [i for i in n.inputs if i not in g.consts], list(n.outputs), 0))
     find, items, live = _intervals(steps, sizes, inplace, g.inputs, g.outputs)
-    offsets, arena = place(items)
+    after = max((i for i, st in enumerate(steps) if st[1] == "patch"), default=-1) + 1
+    if block:
+        items.append(("kernel block", block, after, len(steps) - 1))
+    offsets, arena = place(items, order)
     out = {t: offsets[find(t)] for t in sizes if find(t) in offsets}
     bound = 0
     step_info = []
@@ -152,7 +167,29 @@ def _plan(g, inplace, stages):
         step_info.append({"step": name, "live_bytes": lv})
     patches = [{"nodes": [n.name for n in s.nodes], "tile": list(s.tile), "grid": list(s.grid)} for s in stages]
     extra = sum(s.macs(g) - sum(_node_macs(g, n) for n in s.nodes) for s in stages)
-    return _Plan(dict(sorted(out.items())), arena, bound, step_info, patches, extra)
+    p = _Plan(dict(sorted(out.items())), arena, bound, step_info, patches, extra)
+    if block:
+        p.kernel_block = {"offset": offsets["kernel block"], "bytes": block,
+                          "after": steps[after][0] if after < len(steps) else None}
+    return p
+
+
+def _with_kernel_block(g, inplace, stages, plan, budget):
+    """The largest kernel scratch block (multiple of 16 B) that fits in the arena after the stages
+    without growing it past max(its size, budget): the layers after a patch stage then keep their
+    lookup tables and accumulators where the stage's input and tiles were."""
+    limit = max(plan.arena, budget)
+    best, size = plan, 0
+    for order in ORDERS:
+        lo, hi = size // 16, plan.arena // 16
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            p = _plan(g, inplace, stages, 16 * mid, order)
+            if p.arena <= limit:
+                lo, best, size = mid, p, 16 * mid
+            else:
+                hi = mid - 1
+    return best
 
 
 def _node_macs(g, n):
@@ -188,21 +225,20 @@ class PlanMemory:
             best = None
             for nodes, tile in candidates(g):
                 p = _plan(g, inplace, [P.make_stage(g, nodes, tile)])
-                if best is None or (p.arena <= budget, -p.extra_macs if p.arena <= budget else -p.arena,
-                                    -p.arena) > (best.arena <= budget,
-                                                 -best.extra_macs if best.arena <= budget else -best.arena,
-                                                 -best.arena):
+                if best is None or (p.arena, p.extra_macs) < (best.arena, best.extra_macs):
                     best = p
             if best is not None:
                 tried.append({"plan": f"patches {best.patches[0]['nodes'][0]}..{best.patches[0]['nodes'][-1]} "
                                       f"tile {best.patches[0]['tile'][0]}x{best.patches[0]['tile'][1]}",
                               "arena_bytes": best.arena})
                 if best.arena < plan.arena:
-                    plan = best
+                    plan = _with_kernel_block(g, inplace, [P.make_stage(g, [n for n in g.nodes if n.name in
+                                                                            best.patches[0]["nodes"]],
+                                                                   best.patches[0]["tile"])], best, budget)
         g.meta["memory_plan"] = {"arena_bytes": plan.arena, "offsets": plan.offsets,
                                  "lower_bound_bytes": plan.lower_bound, "steps": plan.steps,
                                  "patches": plan.patches, "extra_macs": plan.extra_macs, "tried": tried,
-                                 "budget_bytes": budget}
+                                 "budget_bytes": budget, "kernel_block": plan.kernel_block}
         return g
 
 

@@ -68,6 +68,7 @@ class _Lowering:
         self.steps = []
         self.plan = None
         self.min_flash = None
+        self.kernel_block = None  # accumulators and tables inside the arena (after a patch stage)
 
     # ------------------------------------------------------------------ analysis
 
@@ -125,12 +126,24 @@ class _Lowering:
         ident = self.layer_names(n.name)
         groups = []
         rows = OH * OW * self.repeat.get(n.name, 1)  # tiles of a patch stage each compute OH x OW
-        for gi in range(grp):
-            sl = slice(gi * Mg, (gi + 1) * Mg)
-            groups.append(K.DenseLayer(
-                n, f"{ident}_g{gi}" if grp > 1 else ident, w[sl].reshape(Mg, -1), dt,
-                None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
-                int(n.attr("lo")), int(n.attr("hi")), rows, self._nonneg(n.inputs[0])))
+        if grp > 1 and Cg == 1:
+            # depthwise: one kernel over the window of every channel with a block-diagonal weight matrix
+            # (zero weights emit no code in unrolled kernels), not one small kernel per channel
+            taps = [(c * H * W + o, dy, dx) for c in range(C) for o, dy, dx in taps]
+            wd = np.zeros((M, C * kh * kw), dtype=np.int64)
+            for j in range(M):
+                c = j // Mg
+                wd[j, c * kh * kw:(c + 1) * kh * kw] = w[j].reshape(-1)
+            groups.append(K.DenseLayer(n, ident, wd, dt, b, m, k, int(n.attr("lo")), int(n.attr("hi")), rows,
+                                       self._nonneg(n.inputs[0]), macs_per_row=M * kh * kw))
+            grp, Mg, Cg = 1, M, C
+        else:
+            for gi in range(grp):
+                sl = slice(gi * Mg, (gi + 1) * Mg)
+                groups.append(K.DenseLayer(
+                    n, f"{ident}_g{gi}" if grp > 1 else ident, w[sl].reshape(Mg, -1), dt,
+                    None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
+                    int(n.attr("lo")), int(n.attr("hi")), rows, self._nonneg(n.inputs[0])))
         geom = {"C": C, "H": H, "W": W, "M": M, "OH": OH, "OW": OW, "Cg": Cg, "Mg": Mg, "group": grp,
                 "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1]}
         self.layers.append(K.ConvUnit(n, ident, groups, taps, geom))
@@ -236,11 +249,22 @@ class _Lowering:
         # the paired bit-plane kernel addresses its tables with %lo() of absolute addresses: they must sit
         # in the first 2 KB of SRAM (always true on a 2 KB part; the linker asserts it)
         self.low_tables = self.arena + 4 * max_n + 1024 + 64 <= 2048
+        kb = self.g.meta.get("memory_plan", {}).get("kernel_block")
+        io_free = None
+        if kb:
+            # after a patch stage, accumulators and tables live in the arena's kernel block; the layers
+            # up to the stage's end get unrolled kernels (no scratch besides the convolution buffers)
+            names = [n.name for n in self.g.nodes]
+            after = set(names[names.index(kb["after"]):]) if kb["after"] in names else set()
+            io_free = ram_free
         for layer in self.layers:
-            layer.options = self._options(layer, budget, max(ram_free, 0), cache)
+            free = max(ram_free, 0) if not kb else (kb["bytes"] if layer.node.name in after else 0)
+            layer.options = [o for o in self._options(layer, budget, free, cache) if kb is None or o.ram <= free]
         if self.problems:
             return self
-        self.plan, self.min_flash = K.plan_layers(self.layers, budget, self.fixed_flash(), max(ram_free, 0))
+        self.plan, self.min_flash = K.plan_layers(self.layers, budget, self.fixed_flash(),
+                                                  kb["bytes"] if kb else max(ram_free, 0), io_free)
+        self.kernel_block = kb
         if self.plan is None or ram_free < 0:
             self.plan = None
             self._no_fit(budget, cache)
@@ -600,11 +624,12 @@ class Rv32ecTarget(Target):
         inp, out = graph.inputs[0], graph.outputs[0]
         out_dt = graph.types[out].dtype.name
         header = header_lines(graph, self.name, graph.meta.get("quant", "?"))
-        acc_off = low.arena
+        kb = low.kernel_block
+        acc_off = kb["offset"] if kb else low.arena
         tab_off = acc_off + plan.acc_bytes
         self._paired = any(o.kind == "bitsp" for o in plan.choice)
         convs = [la for la in plan.layers if isinstance(la, K.ConvUnit)]
-        patch_off = tab_off + plan.tab_bytes
+        patch_off = low.arena if kb else tab_off + plan.tab_bytes
         out_off = patch_off + max([la.K for la in convs] + [0])
         ram_total = _align(out_off + max([gl.N for la in convs for gl in la.groups] + [0]))
         layer_info = []
@@ -647,6 +672,7 @@ class Rv32ecTarget(Target):
             "output_shape": list(graph.types[out].shape[1:]), "macs": int(sum(la.macs for la in plan.layers)),
             "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "layers": layer_info,
             "ram_layout": {"arena": low.arena, "accumulators": plan.acc_bytes, "tables": plan.tab_bytes,
+                           "accumulators_and_tables_in_arena": bool(kb),
                            "conv_patch_and_output": ram_total - patch_off,
                            "stack_min": low.stack},
             "est_flash": plan.flash, "est_instructions": int(round(plan.instr)),
