@@ -212,6 +212,9 @@ class _Lowering:
                 self._rq_op(n)
             if n.op in ("pad", "transpose", "concat"):
                 self._layout_op(n)
+            if n.op == "leaky_relu" and (len(n.attr("m")) != 1 or not 0 <= int(n.attr("m")[0]) <= 255
+                                         or not 0 <= int(n.attr("k")[0]) <= 31):
+                self.problems.append(f"leaky_relu {n.name}: one slope multiplier 0..255 with a shift 0..31 expected")
             if n.op != "dense":
                 continue
             p = self._dense_params(n)
@@ -230,7 +233,7 @@ class _Lowering:
 
     def fixed_flash(self):
         ops = [n.op for n in self.g.nodes]
-        other = sum(1 for op in ops if op in ("relu", "clip", "argmax", "maxpool") or op in RQ_HELPER_FLASH
+        other = sum(1 for op in ops if op in ("relu", "clip", "leaky_relu", "argmax", "maxpool") or op in RQ_HELPER_FLASH
                     or op in LAYOUT_FLASH or op in TABLE_OPS)
         helpers = sum(RQ_HELPER_FLASH[op] for op in set(ops) & set(RQ_HELPER_FLASH))
         helpers += sum(LAYOUT_FLASH[op] for op in set(ops) & set(LAYOUT_FLASH))
@@ -427,6 +430,9 @@ class _Lowering:
                                  bstrides(self.g.types[n.inputs[1]].shape, out))
                 s.update(template="binary", a=a, b=b, walk=walk, opcode=int(n.op == "mul"), sa=sa, sb=sb,
                          rq=self.rq_of[n.name].name)
+        elif n.op == "leaky_relu":
+            s.update(template="leaky_relu", n=self.g.types[n.outputs[0]].size, m=int(n.attr("m")[0]),
+                     k=int(n.attr("k")[0]))
         elif n.op in TABLE_OPS:
             tab = self.const(f"{n.name}_table", "int8_t", n.attr("table"),
                              f"{n.name}: {n.op} of x at table[x + 128]")
@@ -564,11 +570,11 @@ class Rv32ecTarget(Target):
     default_quant = "int4"
     quants = ("int8", "int4", "int2", "ternary", "pentary")
     ops = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add", "mul", "relu", "clip",
-                     "reshape", "argmax", "pad", "transpose", "concat"}) | TABLE_OPS
+                     "leaky_relu", "reshape", "argmax", "pad", "transpose", "concat"}) | TABLE_OPS
     flash_bytes = DEFAULT_FLASH
     ram_bytes = DEFAULT_RAM
     # per-element kernels that read element i before writing it: the memory plan may run them in place
-    inplace_ops = frozenset({"relu", "clip", "add", "mul"}) | TABLE_OPS
+    inplace_ops = frozenset({"relu", "clip", "leaky_relu", "add", "mul"}) | TABLE_OPS
     KERNELS = ("auto", "lut", "bits", "bitsp", "unrolled")  # auto: the planner picks per layer
 
     def __init__(self, flash_bytes=None, ram_bytes=None, kernel=None, samples=None):

@@ -149,6 +149,19 @@ static int32_t lbc_mul8(int32_t a, int32_t b)
     return b < 0 ? -(int32_t)r : (int32_t)r;
 }
 
+void lbc_leaky_relu(const int8_t *x, int8_t *y, int n, int m, int k)
+{
+    int32_t r = k > 0 ? 1 << (k - 1) : 0;
+    for (int i = 0; i < n; i++) {
+        int32_t v = x[i];
+        if (v < 0) {
+            v = (lbc_mul8(m, v) + r) >> k;
+            v = v < -128 ? -128 : v > 127 ? 127 : v;
+        }
+        y[i] = (int8_t)v;
+    }
+}
+
 void lbc_binary(const int8_t *a, const int8_t *b, int8_t *y, const lbc_walk_t *w, int op, int sa, int sb,
                 lbc_rq_fn rq)
 {

@@ -71,6 +71,8 @@ typedef struct {
 void lbc_move(const int8_t *x, int8_t *y, const lbc_walk_t *w, int shift);
 /* y[i] = v for i < n */
 void lbc_fill(int8_t *y, int n, int v);
+/* y[i] = x[i] if x[i] >= 0 else clamp((x[i] * m + round) >> k, -128, 127): leaky ReLU (m <= 255). */
+void lbc_leaky_relu(const int8_t *x, int8_t *y, int n, int m, int k);
 /* y[i] = table[x[i] + 128] for i < n: every 256-entry table activation (sigmoid, tanh, ...). */
 void lbc_table(const int8_t *x, int8_t *y, int n, const int8_t *table);
 
