@@ -199,7 +199,7 @@ class _Importer:
             label = node.name or f"#{i}"
             if any(t in poisoned for t in node.input if t):
                 why = self.unsupported_reason(node)
-                if why:
+                if why and node.op_type not in STATIC_SHAPE:
                     problems.setdefault(why, []).append(label)
                 poisoned.update(node.output)
                 continue
@@ -289,8 +289,10 @@ class _Importer:
 
     def op_CastLike(self, node, nname, ins, out, a):
         like = self.const(ins[1])
-        if like is None or like.dtype != np.float32:
-            raise Refused("to a type other than float32 on a computed tensor")
+        if like is not None and like.dtype != np.float32:
+            raise Refused(f"to {_np_name(like.dtype)} on a computed tensor")
+        if like is None and not self.g.types[self.name(ins[1])].dtype.is_float:
+            raise Refused("to an integer type on a computed tensor")
         self.alias[out] = self.ir_input(ins[0])
 
     def op_Identity(self, node, nname, ins, out, a):

@@ -103,7 +103,7 @@ def _frozen(d):
     """The case's model with inputs 2..n turned into initializers (cached next to model.onnx)."""
     import onnx
     from onnx import numpy_helper
-    out = d / "frozen-v1.onnx"
+    out = d / "frozen-v2.onnx"
     if out.exists():
         return out
     model = onnx.load(d / "model.onnx", load_external_data=False)
@@ -115,9 +115,11 @@ def _frozen(d):
         if not pb.exists():
             return d / "model.onnx"  # a sequence/optional input: the model is refused as it is
         g.initializer.append(numpy_helper.from_array(_load_pb(pb), info.name))
-    keep = [i for i in g.input if i.name not in init and i.name not in {r.name for r in real[1:]}]
-    del g.input[:]
-    g.input.extend(keep)
+    frozen = {r.name for r in real[1:]}
+    if model.ir_version >= 4:  # before IR 4 every initializer must also be listed as an input
+        keep = [i for i in g.input if i.name not in init and i.name not in frozen]
+        del g.input[:]
+        g.input.extend(keep)
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(model.SerializeToString())
     tmp.rename(out)
