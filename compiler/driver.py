@@ -105,6 +105,9 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
         fg = load_model(model, input_shape)
     else:
         fg = model
+    if len(fg.inputs) != 1:
+        raise TargetError(f"lbc compiles models with exactly one input, this one has {len(fg.inputs)} "
+                          f"({', '.join(fg.inputs)})")
     ctx = PassContext(calibration=load_calibration(calibration, fg) if isinstance(calibration, (str, Path))
                       else (check_batch(calibration, fg, "calibration data") if calibration is not None else None),
                       granularity=granularity, target=tgt)
