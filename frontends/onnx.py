@@ -38,6 +38,13 @@ def read_onnx(path):
     except (DecodeError, RuntimeError, ValueError) as e:
         raise ModelError(f"{path}: not a valid ONNX model (cannot parse the protobuf: {e}); "
                          f"is the file truncated or of another format?") from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        # weights in a side file (torch.onnx.export's default for dynamo=True): model.onnx.data
+        from onnx.external_data_helper import load_external_data_for_model
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise ModelError(f"{path}: cannot read the model's external weight data ({e})") from None
     if not model.graph.node and not model.graph.input:
         raise ModelError(f"{path}: not a valid ONNX model (no graph); is the file truncated or of another format?")
     try:
