@@ -115,8 +115,7 @@ class Quantize:
             if t.dtype.is_float:
                 g.types[name] = TensorType(I8, t.shape, q.exps[name])
         g.meta.update(quant=self.weight_dtype, granularity=ctx.granularity,
-                      input_exp=g.types[g.inputs[0]].exp,  # of the first input (None: an integer input)
-                      input_exps=[g.types[i].exp for i in g.inputs],
+                      input_exp=g.types[g.inputs[0]].exp,  # of the first input (each input's type has its exp)
                       output_exps=[g.types[o].exp for o in g.outputs])
         return g.prune()
 
