@@ -11,7 +11,7 @@ at once with their node names.
 
 import numpy as np
 
-from lbc.errors import ModelError, UnsupportedOpError
+from lbc.errors import ModelError, Problems, UnsupportedOpError, safe_name
 from lbc.ir.dtypes import F32, I8, I32, U8
 from lbc.ir.graph import Graph, Node, TensorType
 from lbc.ir.ops import OPS
@@ -58,6 +58,33 @@ def opset_of(model):
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
+# The ONNX op -> IR op mapping: each ONNX op the frontend imports, with the IR ops its converter
+# (`_Importer.op_<OpType>`) may emit. An empty tuple: evaluated at import (constants, shapes) or an
+# alias of its input. `lbc ops` and docs/ops.md derive the op x target matrix from this table and
+# each Target's `ops`; to add an op, add a row here and its `op_<OpType>` converter.
+# Any node whose inputs are all constants (or that reads only static shapes) is also evaluated at
+# import, whatever its op (ConstantOfShape, Range, Expand... of constants).
+ONNX_OPS = {
+    "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool", "reshape"),
+    "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
+    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("conv_transpose", "reshape"),
+    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul",), "Dropout": (),
+    "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense", "add"),
+    "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
+    "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
+    "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": ("quantize_linear",), "ReduceMax": ("reduce_max",),
+    "ReduceMean": ("reduce_mean",), "ReduceSum": ("reduce_sum",), "Relu": ("relu",), "Reshape": ("reshape",),
+    "Resize": ("resize",), "Shape": (), "Sigmoid": ("sigmoid",), "Size": (), "Slice": ("slice",),
+    "Softmax": ("softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
+    "Tanh": ("tanh",), "Transpose": ("transpose",), "Unsqueeze": ("reshape",),
+}
+
+# ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
+# ids, masks) become lbc's integer input type and are never quantised.
+_FLOAT_INPUT = {"FLOAT"}
+_INT_INPUT = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
+
+
 FLOAT = 1  # onnx.TensorProto.FLOAT: the only element type of a computed tensor in a float lbc graph
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                     "Bernoulli", "Dropout"}  # Dropout: converted (inference mode is the identity)
@@ -88,14 +115,14 @@ ATTRS = {
 }
 
 
-class Refused(Exception):
+class _Refused(Exception):
     """A construct lbc does not implement; the message names it (collected into one UnsupportedOpError)."""
 
 
 class _Importer:
-    def __init__(self, model, path, input_shape):
+    def __init__(self, model, path, input_shape, tolerant=False):
         from onnx import numpy_helper
-        self.model, self.path = model, path
+        self.model, self.path, self.tolerant = model, path, tolerant
         self.opset = opset_of(model)
         g = model.graph
         self.g = Graph(_decode(g.name) or path.stem, [], [], [], {})
@@ -104,24 +131,46 @@ class _Importer:
             try:
                 self.consts[i.name] = numpy_helper.to_array(i)
             except Exception as e:  # noqa: BLE001 - onnx raises assorted errors for bad tensors
-                raise ModelError(f"{path}: initializer {i.name!r} cannot be read ({e})") from None
+                raise ModelError(f"{path}: initializer {safe_name(i.name)!r} cannot be read ({e})") from None
         self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
         self.exp_hints = {}
         self.qtypes = {}  # output of a QuantizeLinear -> (its parameters, its numpy dtype)
+        self.problems = Problems()
+        self.unknown = set()  # tensors produced by nodes that could not be imported
+        self.trace = []  # per ONNX node: (name, op_type, IR nodes it became, problem or None)
         init_names = set(self.consts)
         real_inputs = [i for i in g.input if i.name not in init_names]
-        if not real_inputs:
-            raise ModelError(f"{path}: the model has no input (every value is a constant); nothing to compile")
-        for k, inp in enumerate(real_inputs):
-            tt = inp.type.tensor_type if inp.type.HasField("tensor_type") else None
-            if tt is None:
-                raise ModelError(f"{path}: input {inp.name!r} is not a tensor (a sequence, map or optional); "
-                                 f"lbc compiles tensor inputs")
-            if tt.elem_type != FLOAT:
-                raise ModelError(f"{path}: input {inp.name!r} has element type {_dtype_name(tt.elem_type)}; "
-                                 f"lbc's ONNX frontend takes float32 inputs")
+        shapes = self._shape_overrides(real_inputs, input_shape)
+        for inp in real_inputs:
             self.g.inputs.append(inp.name)
-            self.g.types[inp.name] = TensorType(F32, self._input_shape(inp, input_shape if k == 0 else None))
+            self.g.types[inp.name] = TensorType(self._input_dtype(inp), self._input_shape(inp, shapes.get(inp.name)))
+
+    def _shape_overrides(self, inputs, override):
+        """--input-shape: a tuple for a one-input model, or a dict input name -> tuple."""
+        if override is None:
+            return {}
+        names = [i.name for i in inputs]
+        if not isinstance(override, dict):
+            if len(names) != 1:
+                raise ModelError(f"{self.path}: the model has {len(names)} inputs ({', '.join(map(safe_name, names))}); "
+                                 f"give each its shape with --input-shape NAME=1,2,3")
+            return {names[0]: tuple(override)}
+        unknown = sorted(set(override) - set(names))
+        if unknown:
+            raise ModelError(f"{self.path}: --input-shape names {', '.join(map(safe_name, unknown))}, which the model "
+                             f"does not have as inputs ({', '.join(map(safe_name, names))})")
+        return override
+
+    def _input_dtype(self, inp):
+        from onnx import TensorProto
+        kind = TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
+        if kind in _FLOAT_INPUT:
+            return F32
+        if kind in _INT_INPUT:
+            return I32
+        self.problems.add(f"input {safe_name(inp.name)!r} has element type {kind} (lbc takes float32 or integer "
+                          f"inputs)")
+        return F32
 
     def _input_shape(self, inp, override):
         dims = inp.type.tensor_type.shape.dim
@@ -129,10 +178,8 @@ class _Importer:
             shape = tuple(int(d) for d in override)
             if len(shape) != len(dims):
                 raise ModelError(f"--input-shape {','.join(map(str, shape))} has {len(shape)} dims, "
-                                 f"input {inp.name!r} has {len(dims)}")
+                                 f"input {safe_name(inp.name)!r} has {len(dims)}")
             return shape
-        if not inp.type.tensor_type.HasField("shape"):
-            raise ModelError(f"{self.path}: input {inp.name!r} has no shape; give it with --input-shape")
         shape = []
         for i, d in enumerate(dims):
             if d.HasField("dim_value") and d.dim_value > 0:
@@ -140,11 +187,13 @@ class _Importer:
             elif i == 0:
                 shape.append(1)  # the batch dimension: lbc compiles one sample per call
             else:
-                raise ModelError(f"{self.path}: input {inp.name!r} has a dynamic dimension {i} "
-                                 f"({d.dim_param or '?'}); give the full shape with --input-shape, e.g. "
-                                 f"--input-shape 1,{','.join('N' for _ in dims[1:])}")
+                named = "" if len(self.g.inputs) == 1 and not self.model.graph.input[1:] else f"{safe_name(inp.name)}="
+                self.problems.add(f"input {safe_name(inp.name)!r} has a dynamic dimension {i} "
+                                  f"({safe_name(d.dim_param or '?')}); give the full shape with --input-shape, e.g. "
+                                  f"--input-shape {named}1,{','.join('N' for _ in dims[1:])}")
+                shape.append(1)  # shown as 1 by lbc inspect
         if not shape:
-            raise ModelError(f"{self.path}: input {inp.name!r} is a scalar; lbc compiles inputs with a batch axis")
+            self.problems.add(f"input {safe_name(inp.name)!r} has no shape; give it with --input-shape")
         return tuple(shape)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -175,21 +224,29 @@ class _Importer:
         if t in self.consts and t not in self.g.consts:
             v = self.consts[t]
             if v.dtype != np.float32:
-                raise Refused(f"a {_np_name(v.dtype)} constant used as a float32 operand")
+                raise _Refused(f"a {_np_name(v.dtype)} constant used as a float32 operand")
             self.g.add_const(t, v, F32)
-        elif t not in self.consts and not self.g.types[t].dtype.is_float:
-            raise Refused(f"an integer computed tensor ({t}) used as a float operand")
         return t
 
-    def emit(self, op, node_name, inputs, output, attrs=None, dtype=F32, int_ok=False):
+    def emit(self, op, node_name, inputs, output, attrs=None, dtype=None, int_ok=False):
+        """Append an IR node. Integer tensors (integer inputs such as token ids) may only be moved
+        by layout ops (and read by ops that take them, `int_ok`); any other op refuses them."""
         d = OPS[op]
         ins = [self.name(i) if int_ok and not self.is_const(i) else self.ir_input(i) for i in inputs]
         n = Node(op, node_name, ins, [output], dict(attrs or {}))
         shapes = [self.g.types[i].shape for i in n.inputs]
+        ints = sorted({self.g.types[i].dtype.name for i in n.inputs
+                       if i not in self.g.consts and not self.g.types[i].dtype.is_float})
+        if dtype is None:
+            dtype = F32
+            if ints and not int_ok:
+                if not d.layout:
+                    raise _Refused(f"{op} of an integer tensor ({ints[0]})")
+                dtype = self.g.types[n.inputs[0]].dtype  # integer data moved around stays integer
         try:
             (shape,) = d.infer(n, shapes, self.g)
         except ValueError as e:
-            raise Refused(str(e)) from None
+            raise _Refused(str(e)) from None
         self.g.types[output] = TensorType(dtype, tuple(int(s) for s in shape))
         self.g.nodes.append(n)
         return output
@@ -199,45 +256,57 @@ class _Importer:
 
     # -- the walk --------------------------------------------------------------------------------
     def run(self):
-        problems = {}
-        poisoned = set()  # outputs of nodes that could not be imported
+        """Import every node; collect every problem (unsupported ops with node names, inputs, nodes
+        that cannot be converted) and raise them as one error - unless tolerant (lbc inspect), which
+        keeps going past them and returns the partial graph; `problems` and `trace` tell the rest."""
         for i, node in enumerate(self.model.graph.node):
             nname = node.name or f"{node.op_type.lower()}_{i}"
-            label = node.name or f"#{i}"
-            if any(t in poisoned for t in node.input if t):
+            before = len(self.g.nodes)
+            if any(self.name(t) in self.unknown for t in node.input if t):
                 why = self.unsupported_reason(node)
                 if why and node.op_type not in STATIC_SHAPE:
-                    problems.setdefault(why, []).append(label)
-                poisoned.update(node.output)
+                    self.problems.add(f"unsupported op {why}", nname)
+                self.trace.append((nname, node.op_type, [], "not imported: an input comes from a node above"))
+                self.unknown.update(node.output)
                 continue
+            why = None
             try:
                 if not self.try_fold(node):
                     why = self.unsupported_reason(node)
                     if why:
-                        raise Refused(why)
-                    self.convert(node, nname)
-            except Refused as e:
-                problems.setdefault(f"{node.op_type}: {e}" if str(e) != node.op_type else str(e), []).append(label)
-                poisoned.update(node.output)
-        if problems:
-            parts = [f"{what} (nodes: {', '.join(names)})" for what, names in sorted(problems.items())]
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): " + "; ".join(parts))
+                        why = f"unsupported op {why}"
+                    else:
+                        self.convert(node, nname)
+            except _Refused as e:
+                why = str(e) if str(e).startswith(node.op_type) else f"{safe_name(node.op_type)}: {e}"
+            if why is not None:
+                self.problems.add(why, nname)
+                for n in self.g.nodes[before:]:
+                    self.g.types.pop(n.outputs[0], None)
+                del self.g.nodes[before:]
+                self.unknown.update(node.output)
+            self.trace.append((nname, node.op_type, [n.name for n in self.g.nodes[before:]], why))
         for o in self.model.graph.output:
             t = self.name(o.name)
+            if t in self.unknown:
+                continue
             if t in self.consts:
-                raise ModelError(f"{self.path}: output {o.name!r} is a constant; nothing to compile")
+                self.problems.add(f"output {safe_name(o.name)!r} is a constant; nothing to compile")
+                continue
             self.g.outputs.append(t)
+        if self.problems and not self.tolerant:
+            raise UnsupportedOpError(self.problems.message(f"{self.path}: cannot import (opset {self.opset})"))
         if self.exp_hints:
             self.g.meta["exp_hints"] = dict(sorted(self.exp_hints.items()))
-        return self.g.prune()
+        return self.g if self.tolerant else self.g.prune()
 
     def unsupported_reason(self, node):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            return f"{node.domain}.{op}"
-        if op not in ATTRS:
-            return op
-        extra = sorted(a.name for a in node.attribute if a.name not in ATTRS[op])
+            return f"{safe_name(node.domain)}.{safe_name(op)}"
+        if op not in ONNX_OPS:
+            return safe_name(op)
+        extra = sorted(safe_name(a.name) for a in node.attribute if a.name not in ATTRS.get(op, ()))
         if extra:
             return f"{op} with attribute {', '.join(extra)}"
         return None
@@ -262,9 +331,9 @@ class _Importer:
             ref = ReferenceEvaluator(node, opsets={"": self.opset})
             outs = ref.run(None, feeds)
         except Exception as e:  # noqa: BLE001 - the reference raises anything on models it rejects
-            raise Refused(f"cannot evaluate this constant {op} node ({type(e).__name__}: {e})"[:300]) from None
+            raise _Refused(f"cannot evaluate this constant {op} node ({type(e).__name__}: {e})"[:300]) from None
         if not all(isinstance(v, np.ndarray) for v in outs):
-            raise Refused(f"{op} producing a non-tensor value")
+            raise _Refused(f"{op} producing a non-tensor value")
         for t, v in zip(node.output, outs):
             if t:
                 self.fold(t, v)
@@ -281,25 +350,25 @@ class _Importer:
     def need_const(self, node, t, what):
         v = self.const(t)
         if v is None:
-            raise Refused(f"a non-constant {what}")
+            raise _Refused(f"a non-constant {what}")
         return v
 
     def no_extra_outputs(self, node, what):
         if any(o for o in node.output[1:]):
-            raise Refused(f"its {what} output")
+            raise _Refused(f"its {what} output")
 
     # -- op converters ---------------------------------------------------------------------------
     def op_Cast(self, node, nname, ins, out, a):
         if a["to"] != FLOAT:
-            raise Refused(f"to {_dtype_name(a['to'])} on a computed tensor")
+            raise _Refused(f"to {_dtype_name(a['to'])} on a computed tensor")
         self.alias[out] = self.ir_input(ins[0])  # float32 -> float32 is the identity
 
     def op_CastLike(self, node, nname, ins, out, a):
         like = self.const(ins[1])
         if like is not None and like.dtype != np.float32:
-            raise Refused(f"to {_np_name(like.dtype)} on a computed tensor")
+            raise _Refused(f"to {_np_name(like.dtype)} on a computed tensor")
         if like is None and not self.g.types[self.name(ins[1])].dtype.is_float:
-            raise Refused("to an integer type on a computed tensor")
+            raise _Refused("to an integer type on a computed tensor")
         self.alias[out] = self.ir_input(ins[0])
 
     def op_Identity(self, node, nname, ins, out, a):
@@ -307,12 +376,12 @@ class _Importer:
 
     def op_Dropout(self, node, nname, ins, out, a):
         if "is_test" in a and not a["is_test"]:
-            raise Refused("training mode (is_test=0)")
+            raise _Refused("training mode (is_test=0)")
         if len(ins) > 2 and ins[2]:
             mode = self.need_const(node, ins[2], "training_mode")
             ratio = self.const(ins[1]) if len(ins) > 1 and ins[1] else np.float32(0.5)
             if bool(mode) and (ratio is None or float(ratio) != 0.0):
-                raise Refused("training_mode=1 (random masking)")
+                raise _Refused("training_mode=1 (random masking)")
         self.no_extra_outputs(node, "mask")
         self.alias[out] = self.name(ins[0])
 
@@ -320,33 +389,33 @@ class _Importer:
         scale = self.need_const(node, ins[1], "scale")
         zp = self.const(ins[2]) if len(ins) > 2 and ins[2] else None
         if len(ins) > 2 and ins[2] and zp is None:
-            raise Refused("a non-constant zero point")
+            raise _Refused("a non-constant zero point")
         if a.get("block_size", 0):
-            raise Refused("block quantisation (block_size)")
+            raise _Refused("block quantisation (block_size)")
         if scale.dtype != np.float32:
-            raise Refused(f"a {_np_name(scale.dtype)} scale")
+            raise _Refused(f"a {_np_name(scale.dtype)} scale")
         qtype = zp.dtype if zp is not None else None
         if qtype is None:
             odt = a.get("output_dtype", 0)
             qtype = np.dtype(np.uint8) if not odt else _np_of(odt)
         if qtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
-            raise Refused(f"{_np_name(qtype)} quantised values (lbc implements int8 and uint8)")
+            raise _Refused(f"{_np_name(qtype)} quantised values (lbc implements int8 and uint8)")
         if not for_dq and a.get("precision", 0) not in (0, FLOAT):
-            raise Refused(f"precision {_dtype_name(a['precision'])}")
+            raise _Refused(f"precision {_dtype_name(a['precision'])}")
         if for_dq and a.get("output_dtype", 0) not in (0, FLOAT):
-            raise Refused(f"output_dtype {_dtype_name(a['output_dtype'])}")
+            raise _Refused(f"output_dtype {_dtype_name(a['output_dtype'])}")
         x_shape = self.shape(ins[0])
         axis = int(a.get("axis", 1))
         if scale.ndim == 1 and scale.size > 1:
             if not -len(x_shape) <= axis < len(x_shape) or axis % len(x_shape) == 0:
-                raise Refused(f"per-axis scales on axis {axis}")
+                raise _Refused(f"per-axis scales on axis {axis}")
             axis %= len(x_shape)
         else:
             axis = 1
         if scale.ndim > 1:
-            raise Refused("a scale of rank > 1")
+            raise _Refused("a scale of rank > 1")
         if not np.all(scale > 0) or not np.all(np.isfinite(scale)):
-            raise Refused("a scale that is not positive")
+            raise _Refused("a scale that is not positive")
         zpv = np.zeros(scale.shape, np.float64) if zp is None else zp.astype(np.float64)
         info = np.iinfo(qtype)
         return {"scale": tuple(float(v) for v in scale.reshape(-1)), "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
@@ -354,14 +423,14 @@ class _Importer:
 
     def op_QuantizeLinear(self, node, nname, ins, out, a):
         if not a.get("saturate", 1):
-            raise Refused("saturate=0")
+            raise _Refused("saturate=0")
         params, qtype = self._q_params(node, ins, a, False)
         self.emit("quantize_linear", nname, ins[:1], out, params, dtype=I8 if qtype == np.int8 else U8)
         self.qtypes[out] = (params, qtype)
 
     def op_DequantizeLinear(self, node, nname, ins, out, a):
         if ins[0] not in self.qtypes:
-            raise Refused("a computed input that is not the output of a QuantizeLinear")
+            raise _Refused("a computed input that is not the output of a QuantizeLinear")
         params, qtype = self._q_params(node, ins, a, True)
         qparams, qqtype = self.qtypes[ins[0]]
         if (params, qtype) == (qparams, qqtype):
@@ -379,10 +448,10 @@ class _Importer:
 
     def op_Gemm(self, node, nname, ins, out, a):
         if a.get("transA", 0):
-            raise Refused("transA=1 on a computed A (it would move the batch axis)")
+            raise _Refused("transA=1 on a computed A (it would move the batch axis)")
         w = self.need_const(node, ins[1], "weight B")
         if w.dtype != np.float32:
-            raise Refused(f"a {_np_name(w.dtype)} B")
+            raise _Refused(f"a {_np_name(w.dtype)} B")
         w = w.astype(np.float64)
         if not a.get("transB", 0):
             w = w.T
@@ -392,7 +461,7 @@ class _Importer:
         if len(ins) > 2 and ins[2]:
             c = self.need_const(node, ins[2], "bias C")
             if c.dtype != np.float32:
-                raise Refused(f"a {_np_name(c.dtype)} C")
+                raise _Refused(f"a {_np_name(c.dtype)} C")
             c = c.astype(np.float64) * a.get("beta", 1.0)
             if c.ndim <= 1 or c.shape[0] == 1:
                 inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
@@ -411,9 +480,9 @@ class _Importer:
             self.emit("dense", nname, [ins[0], self.add_const(f"{nname}.weight", w.T)], out)
             return
         if self.is_const(ins[0]):
-            raise Refused("a constant left operand and a computed right operand")
+            raise _Refused("a constant left operand and a computed right operand")
         if len(xs) < 2 or len(self.shape(ins[1])) < 2:
-            raise Refused("a 1-d operand")
+            raise _Refused("a 1-d operand")
         self.emit("matmul", nname, ins[:2], out)
 
     def _binary(self, node, nname, ins, out, op):
@@ -429,9 +498,9 @@ class _Importer:
         try:
             r = np.broadcast_shapes(sx, sy)
         except ValueError:
-            raise Refused(f"operands of shapes {sx} and {sy} that do not broadcast") from None
+            raise _Refused(f"operands of shapes {sx} and {sy} that do not broadcast") from None
         if self.is_const(x) or len(r) != len(sx) or not sx or r[0] != sx[0]:
-            raise Refused(f"operands of shapes {sx} and {sy} whose broadcast changes the batch axis")
+            raise _Refused(f"operands of shapes {sx} and {sy} whose broadcast changes the batch axis")
 
     def op_Add(self, node, nname, ins, out, a):
         self._binary(node, nname, ins, out, "add")
@@ -443,7 +512,7 @@ class _Importer:
         if self.is_const(ins[1]):
             c = self.const(ins[1])
             if c.dtype != np.float32:
-                raise Refused(f"a {_np_name(c.dtype)} operand")
+                raise _Refused(f"a {_np_name(c.dtype)} operand")
             self._check_batch(node, ins[0], ins[1])
             self.emit("add", nname, [ins[0], self.add_const(f"{nname}.const", -c)], out)
         elif self.is_const(ins[0]):
@@ -460,9 +529,9 @@ class _Importer:
     def op_Div(self, node, nname, ins, out, a):
         d = self.need_const(node, ins[1], "divisor")
         if d.dtype != np.float32:
-            raise Refused(f"a {_np_name(d.dtype)} divisor")
+            raise _Refused(f"a {_np_name(d.dtype)} divisor")
         if not np.all(np.isfinite(1.0 / d.astype(np.float64))) or np.any(d == 0):
-            raise Refused("a zero divisor")
+            raise _Refused("a zero divisor")
         self._check_batch(node, ins[0], ins[1])
         self.emit("mul", nname, [ins[0], self.add_const(f"{nname}.recip", 1.0 / d.astype(np.float64))], out)
 
@@ -496,7 +565,7 @@ class _Importer:
     def _reshape(self, nname, src, out, new):
         s = self.shape(src)
         if not new or new[0] != s[0]:
-            raise Refused(f"a reshape of {s} to {tuple(new)}, which changes the batch axis (axis 0)")
+            raise _Refused(f"a reshape of {s} to {tuple(new)}, which changes the batch axis (axis 0)")
         self.emit("reshape", nname, [src], out, {"shape": tuple(int(d) for d in new)})
 
     def op_Reshape(self, node, nname, ins, out, a):
@@ -508,7 +577,7 @@ class _Importer:
             known = int(np.prod([d for d in target if d != -1]))
             target[target.index(-1)] = int(np.prod(s)) // max(known, 1)
         if int(np.prod(target)) != int(np.prod(s)):
-            raise Refused(f"shape {target} for an input of shape {s}")
+            raise _Refused(f"shape {target} for an input of shape {s}")
         self._reshape(nname, ins[0], out, tuple(target))
 
     def op_Squeeze(self, node, nname, ins, out, a):
@@ -519,7 +588,7 @@ class _Importer:
             axes = [i for i, d in enumerate(s) if d == 1]
         axes = {int(x) % len(s) for x in axes}
         if any(s[i] != 1 for i in axes):
-            raise Refused(f"axes {sorted(axes)} of shape {s} that are not 1")
+            raise _Refused(f"axes {sorted(axes)} of shape {s} that are not 1")
         self._reshape(nname, ins[0], out, tuple(d for i, d in enumerate(s) if i not in axes))
 
     def op_Unsqueeze(self, node, nname, ins, out, a):
@@ -537,19 +606,19 @@ class _Importer:
         if perm == tuple(range(len(s))):
             self.alias[out] = self.ir_input(ins[0])
         elif perm[0] != 0 and s[0] != 1:
-            raise Refused(f"perm {list(perm)} that moves the batch axis")
+            raise _Refused(f"perm {list(perm)} that moves the batch axis")
         elif perm[0] != 0:
-            raise Refused(f"perm {list(perm)} that moves the batch axis")
+            raise _Refused(f"perm {list(perm)} that moves the batch axis")
         else:
             self.emit("transpose", nname, ins, out, {"perm": perm})
 
     def op_Concat(self, node, nname, ins, out, a):
         if self.is_const(ins[0]):
-            raise Refused("a constant first operand")
+            raise _Refused("a constant first operand")
         inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         rank = len(self.shape(ins[0]))
         if int(a["axis"]) % rank == 0:
-            raise Refused("axis 0 (the batch axis)")
+            raise _Refused("axis 0 (the batch axis)")
         self.emit("concat", nname, inputs, out, {"axis": int(a["axis"]) % rank})
 
     def op_Softmax(self, node, nname, ins, out, a):
@@ -558,12 +627,12 @@ class _Importer:
         if self.opset >= 13:
             ax = int(a.get("axis", -1)) % rank
             if ax == 0:
-                raise Refused("axis 0 (the batch axis)")
+                raise _Refused("axis 0 (the batch axis)")
             self.emit("softmax", nname, ins, out, {"axis": ax})
             return
         ax = int(a.get("axis", 1)) % rank  # before opset 13: softmax over the flattened axes [axis, rank)
         if ax == 0:
-            raise Refused("axis 0 (the batch axis)")
+            raise _Refused("axis 0 (the batch axis)")
         if ax == rank - 1:
             self.emit("softmax", nname, ins, out, {"axis": ax})
             return
@@ -574,11 +643,11 @@ class _Importer:
 
     def op_ArgMax(self, node, nname, ins, out, a):
         if a.get("select_last_index", 0):
-            raise Refused("select_last_index=1")
+            raise _Refused("select_last_index=1")
         rank = len(self.shape(ins[0]))
         ax = int(a.get("axis", 0)) % rank
         if ax == 0:
-            raise Refused("axis 0 (the batch axis)")
+            raise _Refused("axis 0 (the batch axis)")
         self.emit("argmax", nname, ins, out, {"axis": ax, "keepdims": int(a.get("keepdims", 1))}, dtype=I32)
 
     # -- windows: conv, pooling (1-d ones run as 2-d with a height of 1) --------------------------
@@ -589,7 +658,7 @@ class _Importer:
         auto = _decode(a.get("auto_pad", "NOTSET"))
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             if a.get("ceil_mode", 0):
-                raise Refused("auto_pad SAME with ceil_mode=1")
+                raise _Refused("auto_pad SAME with ceil_mode=1")
             lo, hi = [], []
             for i in range(nd):
                 o = -(-s[2 + i] // strides[i])
@@ -603,9 +672,9 @@ class _Importer:
         elif auto == "NOTSET":
             p = tuple(a.get("pads", (0,) * (2 * nd)))
         else:
-            raise Refused(f"auto_pad {auto}")
+            raise _Refused(f"auto_pad {auto}")
         if len(strides) != nd or len(dil) != nd or len(p) != 2 * nd:
-            raise Refused("strides/dilations/pads that do not match the kernel rank")
+            raise _Refused("strides/dilations/pads that do not match the kernel rank")
         if nd == 1:
             return (1,) + strides, (0, p[0], 0, p[1]), (1,) + dil
         return strides, tuple(int(v) for v in p), dil
@@ -613,7 +682,7 @@ class _Importer:
     def _spatial(self, node, ins, nd):
         s = self.shape(ins[0])
         if nd not in (1, 2) or len(s) != nd + 2:
-            raise Refused(f"{nd}-d windows (lbc implements 1-d and 2-d)")
+            raise _Refused(f"{nd}-d windows (lbc implements 1-d and 2-d)")
         return s
 
     def _as_2d(self, nname, src, s):
@@ -636,11 +705,11 @@ class _Importer:
     def op_Conv(self, node, nname, ins, out, a):
         w = self.need_const(node, ins[1], "weight")
         if w.dtype != np.float32:
-            raise Refused(f"{_np_name(w.dtype)} weights")
+            raise _Refused(f"{_np_name(w.dtype)} weights")
         nd = w.ndim - 2
         s = self._spatial(node, ins, nd)
         if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(w.shape[2:]):
-            raise Refused("kernel_shape that differs from the weight's shape")
+            raise _Refused("kernel_shape that differs from the weight's shape")
         strides, pads, dil = self._window_attrs(a, s, w.shape[2:])
         x = self._as_2d(nname, ins[0], s)
         wname = ins[1] if nd == 2 else self.add_const(f"{nname}.weight", w.reshape(w.shape[:2] + (1,) + w.shape[2:]))
@@ -651,16 +720,16 @@ class _Importer:
     def op_ConvTranspose(self, node, nname, ins, out, a):
         w = self.need_const(node, ins[1], "weight")
         if w.dtype != np.float32:
-            raise Refused(f"{_np_name(w.dtype)} weights")
+            raise _Refused(f"{_np_name(w.dtype)} weights")
         nd = w.ndim - 2
         s = self._spatial(node, ins, nd)
         if "output_shape" in a:
-            raise Refused("output_shape")
+            raise _Refused("output_shape")
         auto = _decode(a.get("auto_pad", "NOTSET"))
         if auto not in ("NOTSET", "VALID"):
-            raise Refused(f"auto_pad {auto}")
+            raise _Refused(f"auto_pad {auto}")
         if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(w.shape[2:]):
-            raise Refused("kernel_shape that differs from the weight's shape")
+            raise _Refused("kernel_shape that differs from the weight's shape")
         strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}
                                                 if auto == "VALID" else a, s, w.shape[2:])
         if auto == "VALID":
@@ -680,7 +749,7 @@ class _Importer:
         s = self._spatial(node, ins, nd)
         strides, pads, dil = self._window_attrs(a, s, k)
         if dil != (1, 1):
-            raise Refused("dilations")
+            raise _Refused("dilations")
         x = self._as_2d(nname, ins[0], s)
         k2 = (1,) + k if nd == 1 else k
         self._emit_window(op, nname, x, out, {"kernel": k2, "strides": strides, "pads": pads,
@@ -698,7 +767,7 @@ class _Importer:
     def _global(self, op, nname, ins, out):
         s = self.shape(ins[0])
         if len(s) < 3:
-            raise Refused(f"a rank-{len(s)} input")
+            raise _Refused(f"a rank-{len(s)} input")
         if len(s) == 4:
             self.emit(op, nname, ins, out)
             return
@@ -716,16 +785,16 @@ class _Importer:
 
     def op_BatchNormalization(self, node, nname, ins, out, a):
         if a.get("training_mode", 0) or ("is_test" in a and not a["is_test"]):
-            raise Refused("training mode (batch statistics)")
+            raise _Refused("training mode (batch statistics)")
         if not a.get("spatial", 1):
-            raise Refused("spatial=0")
+            raise _Refused("spatial=0")
         self.no_extra_outputs(node, "running statistics")
         for i, what in zip(ins[1:5], ("scale", "bias", "mean", "var")):
             v = self.need_const(node, i, what)
             if v.dtype != np.float32:
-                raise Refused(f"a {_np_name(v.dtype)} {what}")
+                raise _Refused(f"a {_np_name(v.dtype)} {what}")
         if len(self.shape(ins[0])) < 2:
-            raise Refused("a 1-d input")
+            raise _Refused("a 1-d input")
         self.emit("batchnorm", nname, ins[:5], out, {"epsilon": float(a.get("epsilon", 1e-5))})
 
     def op_Pad(self, node, nname, ins, out, a):
@@ -746,15 +815,15 @@ class _Importer:
             pads = full
         mode = _decode(a.get("mode", "constant"))
         if mode not in ("constant", "reflect", "edge", "wrap"):
-            raise Refused(f"mode {mode}")
+            raise _Refused(f"mode {mode}")
         if any(p < 0 for p in pads):
-            raise Refused("negative pads (cropping)")
+            raise _Refused("negative pads (cropping)")
         if pads[0] or pads[len(s)]:
-            raise Refused("padding of the batch axis")
+            raise _Refused("padding of the batch axis")
         if mode == "reflect" and any(pads[i] >= s[i] or pads[i + len(s)] >= s[i] for i in range(len(s))):
-            raise Refused("reflect pads as large as the axis")
+            raise _Refused("reflect pads as large as the axis")
         if mode == "wrap" and any(pads[i] > s[i] or pads[i + len(s)] > s[i] for i in range(len(s))):
-            raise Refused("wrap pads larger than the axis")
+            raise _Refused("wrap pads larger than the axis")
         self.emit("pad", nname, ins[:1], out, {"pads": tuple(pads), "value": value, "mode": mode})
 
     # -- slicing and gathering ---------------------------------------------------------------------
@@ -773,10 +842,10 @@ class _Importer:
         for st, en, ax, sp in zip(starts, ends, axes, steps):
             ax = int(ax) % len(s)
             if sp == 0:
-                raise Refused("a zero step")
+                raise _Refused("a zero step")
             spec[ax] = slice(int(max(min(st, 2**62), -2**62)), int(max(min(en, 2**62), -2**62)), int(sp)).indices(s[ax])
         if spec[0] != (0, s[0], 1):
-            raise Refused("slicing of the batch axis")
+            raise _Refused("slicing of the batch axis")
         self.emit("slice", nname, ins[:1], out, {"starts": tuple(p[0] for p in spec), "ends": tuple(p[1] for p in spec),
                                                    "steps": tuple(p[2] for p in spec)})
 
@@ -784,7 +853,7 @@ class _Importer:
         s = self.shape(ins[0])
         ax = int(a.get("axis", 0)) % len(s)
         if ax == 0:
-            raise Refused("axis 0 (the batch axis)")
+            raise _Refused("axis 0 (the batch axis)")
         n = len(node.output)
         if "split" in a:
             sizes = list(a["split"])
@@ -794,7 +863,7 @@ class _Importer:
             chunk = -(-s[ax] // n)
             sizes = [min(chunk, s[ax] - chunk * i) for i in range(n)]
         if sum(sizes) != s[ax] or len(sizes) != n or min(sizes) < 0:
-            raise Refused(f"split sizes {sizes} for an axis of {s[ax]}")
+            raise _Refused(f"split sizes {sizes} for an axis of {s[ax]}")
         start = 0
         for o, size in zip(node.output, sizes):
             if o:
@@ -810,9 +879,9 @@ class _Importer:
         idx = self.need_const(node, ins[1], "indices (token-id embedding lookups are not implemented)")
         ax = int(a.get("axis", 0)) % len(s)
         if ax == 0:
-            raise Refused("axis 0 (the batch axis)")
+            raise _Refused("axis 0 (the batch axis)")
         if idx.dtype.kind not in "iu" or np.any(idx < -s[ax]) or np.any(idx >= s[ax]):
-            raise Refused("indices out of range")
+            raise _Refused("indices out of range")
         idx = np.where(idx < 0, idx + s[ax], idx)
         self.emit("gather", nname, ins[:1], out, {"axis": ax, "indices": tuple(int(v) for v in idx.reshape(-1)),
                                                    "indices_shape": tuple(int(d) for d in idx.shape)})
@@ -833,9 +902,9 @@ class _Importer:
             axes = list(range(len(s)))
         axes = tuple(sorted({int(x) % len(s) for x in axes}))
         if 0 in axes and s[0] != 1:
-            raise Refused("a reduction over the batch axis")
+            raise _Refused("a reduction over the batch axis")
         if 0 in axes:
-            raise Refused("a reduction over the batch axis")
+            raise _Refused("a reduction over the batch axis")
         self.emit("reduce_" + kind, nname, ins[:1], out, {"axes": axes, "keepdims": int(a.get("keepdims", 1))})
 
     def op_ReduceMean(self, node, nname, ins, out, a):
@@ -853,26 +922,26 @@ class _Importer:
         ctm = _decode(a.get("coordinate_transformation_mode", "half_pixel"))
         nearest = _decode(a.get("nearest_mode", "round_prefer_floor"))
         if mode not in ("nearest", "linear"):
-            raise Refused(f"mode {mode}")
+            raise _Refused(f"mode {mode}")
         if a.get("antialias", 0) and mode == "linear":
-            raise Refused("antialias=1")
+            raise _Refused("antialias=1")
         if self.opset < 11:
-            raise Refused("opset-10 semantics")
+            raise _Refused("opset-10 semantics")
         if "axes" in a or _decode(a.get("keep_aspect_ratio_policy", "stretch")) != "stretch":
-            raise Refused("axes/keep_aspect_ratio_policy")
+            raise _Refused("axes/keep_aspect_ratio_policy")
         if ctm not in ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"):
-            raise Refused(f"coordinate_transformation_mode {ctm}")
+            raise _Refused(f"coordinate_transformation_mode {ctm}")
         if mode == "nearest" and nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
-            raise Refused(f"nearest_mode {nearest}")
+            raise _Refused(f"nearest_mode {nearest}")
         if len(s) != 4:
-            raise Refused(f"a rank-{len(s)} input")
+            raise _Refused(f"a rank-{len(s)} input")
         scales = sizes = None
         if len(ins) > 3 and ins[3]:
             sizes = self.need_const(node, ins[3], "sizes")
         if sizes is None or sizes.size == 0:
             scales = self.need_const(node, ins[2], "scales")
         if len(ins) > 1 and ins[1] and (self.const(ins[1]) is None or self.const(ins[1]).size):
-            raise Refused("a roi input")
+            raise _Refused("a roi input")
         if sizes is not None and sizes.size:
             sizes = [int(v) for v in sizes]
             scales = [sizes[i] / s[i] for i in range(4)]
@@ -880,7 +949,7 @@ class _Importer:
             scales = [float(v) for v in scales]
             sizes = [int(np.floor(s[i] * scales[i])) for i in range(4)]
         if sizes[:2] != list(s[:2]) or scales[:2] != [1.0, 1.0]:
-            raise Refused("resizing of the batch or channel axis")
+            raise _Refused("resizing of the batch or channel axis")
         self.emit("resize", nname, ins[:1], out, {"mode": mode, "coord": ctm, "nearest": nearest,
                                                    "scales": tuple(float(v) for v in scales[2:]),
                                                    "sizes": tuple(sizes[2:])})
@@ -906,3 +975,22 @@ def _np_name(dt):
 def load_onnx(path, input_shape=None):
     model = read_onnx(path)
     return _Importer(model, path, input_shape).run()
+
+
+def inspect_onnx(path, input_shape=None):
+    """Import as far as possible: (partial graph, Problems, trace, inferred shapes). The trace has
+    one (node name, op type, IR node names, problem or None) per ONNX node; inferred shapes (ONNX
+    shape inference, name -> tuple) cover tensors of nodes that could not be imported."""
+    import onnx
+    model = read_onnx(path)
+    imp = _Importer(model, path, input_shape, tolerant=True)
+    g = imp.run()
+    shapes = {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - shape inference is a nicety for the listing, never required
+        inferred = model
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+    return g, imp.problems, imp.trace, shapes, model
