@@ -380,43 +380,51 @@ class Lowering:
             vec = w[m].reshape(-1)
             locs = [L.Loc(f"{src}+{geo.tap(gi * cg + c, i, j)}", False, y=True)
                     for c in range(cg) for i in range(geo.kh) for j in range(geo.kw)]
-            planes = L.planes_of(vec)
-            cp = L.unrolled_chain_plan(planes, ul, uh)
-            if cp is None:
-                self.problems.append(f"{n.op} {n.name}: output channel {m} needs more than a 16-bit accumulator "
-                                     f"(sum|w| = {int(np.abs(vec).sum())}, inputs in [{ul}, {uh}]); the NES "
-                                     f"window kernel has 16-bit chains only")
+            parts = WK.split_chains(vec, ul, uh)
+            if parts is None:
+                self.problems.append(f"{n.op} {n.name}: output channel {m} needs more than a 24-bit accumulator")
                 return lp
-            X0, off, rmin, rmax = cp
+            off, rmin, rmax = (sum(pt[k] for pt in parts) for k in (3, 4, 5))
             Kb = int(b[m]) - si.o * int(vec.sum())
-            rq = L.plan_requant(rmin, rmax, Kb - off, int(ms[m]), int(ks[m]), lo, hi, so.o)
+            try:
+                rq = L.plan_requant(rmin, rmax, Kb - off, int(ms[m]), int(ks[m]), lo, hi, so.o)
+            except TargetError as e:
+                self.problems.append(f"{n.op} {n.name}: output channel {m}: {e}")
+                return lp
             L.verify_requant(rq, rmin, rmax, Kb - off, int(ms[m]), int(ks[m]), lo, hi, so.o)
-            chans.append((planes, X0, locs, rq, rmin, rmax, Kb - off))
+            chains = [(planes, X0, locs) for _, planes, X0, *_ in parts if planes]  # an all-zero run adds 0
+            chans.append((chains, len(parts) > 1, rq, rmin, rmax, Kb - off))
         for call in (False, True):
             code, body = L.Code(), L.Code()
             if geo.padded:
                 WK.emit_pad_copy(code, geo, f"lbc_arena+{si.off}", si.o, f"{lp.name}p")
             adds = chain_bytes = 0
             cyc = 0.0
-            for m, (planes, X0, locs, rq, rmin, rmax, K) in enumerate(chans):
+            acc24 = False
+            for m, (parts, wide, rq, rmin, rmax, K) in enumerate(chans):
                 lab = f"{lp.name}n{m}"
-                body.comment(f"channel {m}: raw in [{rmin}, {rmax}], acc = raw {'+' if K >= 0 else '-'} {abs(K)}")
-                if rq.kind != "const" and planes:
+                acc24 |= wide
+                body.comment(f"channel {m}: raw in [{rmin}, {rmax}], acc = raw {'+' if K >= 0 else '-'} {abs(K)}"
+                             + (f", {len(parts)} chains summed into 24 bits" if wide else ""))
+                if rq.kind != "const" and parts:
                     body.zp("ldy", L.Tmp.ip)
                     before = body.size
-                    L.emit_unrolled_neuron(body, planes, X0, locs)
+                    for pi, (planes, X0, locs) in enumerate(parts):
+                        L.emit_unrolled_neuron(body, planes, X0, locs)
+                        n_adds = sum(len(t) for _, t in planes)
+                        adds += n_adds
+                        cyc += 7.3 * n_adds + 15 + 30 * (len(planes) - 1)
+                        if wide:
+                            WK.emit_sum24(body, first=pi == 0)
                     chain_bytes += body.size - before
-                    n_adds = sum(len(t) for _, t in planes)
-                    adds += n_adds
-                    cyc += 7.3 * n_adds + 15 + 30 * (len(planes) - 1)
                 L.emit_requant(body, rq, L.Loc(f"lbc_arena+{so.off + m * lp.positions}", False, y=True), lab,
-                               call=call, store_y=L.Tmp.op)
+                               raw24=wide and rq.kind != "const", call=call, store_y=L.Tmp.op)
                 cyc += _est_requant_cycles(rq) + 6 + (32 if call and rq.kind == "multiply" else 0)
             WK.emit_position_loop(code, geo, body, lp.name)
-            mul = any(rq.kind == "multiply" for *_, rq, _, _, _ in chans)
-            shl = {L.shift_table_used(rq.k, call) for *_, rq, _, _, _ in chans if rq.kind == "multiply"} - {None}
+            mul = any(rq.kind == "multiply" for _, _, rq, *_ in chans)
+            shl = {L.shift_table_used(rq.k, call) for _, _, rq, *_ in chans if rq.kind == "multiply"} - {None}
             lp.variants["window_call" if call else "window"] = {
-                "code": code, "sub": L.Code(), "data": [], "bytes": code.size, "acc_bits": 16,
+                "code": code, "sub": L.Code(), "data": [], "bytes": code.size, "acc_bits": 24 if acc24 else 16,
                 "cycles": lp.positions * (cyc + 25) + (geo.C * geo.plane * 12 if geo.padded else 0),
                 "mul": mul, "call": call and mul, "adds": adds * lp.positions, "chain_bytes": chain_bytes,
                 "weight_adds": adds, "shl": shl}

@@ -9,7 +9,8 @@ the window's position. One loop walks the output positions; its body holds, per 
 channel's chain, its requantisation and the store (`sta out+channel*OH*OW,y`, Y = output position).
 So the code grows with the weights (zero weights emit nothing) but not with the image, and every
 channel's 16-bit chain is proven exact over its input range like a dense neuron's
-(lower.unrolled_chain_plan).
+(lower.unrolled_chain_plan). A channel whose sum cannot be proven in one 16-bit chain is split into
+consecutive runs of taps that can, summed into a 24-bit accumulator (lbc_a0..a2) after each run.
 
 Padding: the input is first copied into a padded buffer (lbc_pad, BSS) whose border bytes hold the
 stored form of 0 (the convolution's padding value; max pooling pads with byte 0, which never wins over
@@ -19,7 +20,9 @@ so the kernels need every plane's window positions below 256 (Y is 8 bits) - `ch
 
 from dataclasses import dataclass
 
-from lbc.backends.nes.lower import Tmp
+import numpy as np
+
+from lbc.backends.nes.lower import Tmp, planes_of, unrolled_chain_plan
 from lbc.ir.ops.windows import pool_out
 
 
@@ -165,3 +168,43 @@ def emit_max_body(c, g, src, dst, flip):
         if flip:
             c.imm("eor", 0x80)
         c.absx("sta", f"a:{dst}+{ch * g.OH * g.OW},x")
+
+
+def split_chains(vec, ul, uh, max_parts=16):
+    """The fewest consecutive runs of taps whose 16-bit chains are each provable (lower.unrolled_chain_plan)
+    for inputs in [ul, uh]: [(tap indices, planes, X0, off, rmin, rmax)], raw = sum of the runs' raws
+    = V + sum(off). None when even 16 runs do not do (or the sum would pass 24 bits)."""
+    n = len(vec)
+    for parts in range(1, max_parts + 1):
+        bounds = np.linspace(0, n, parts + 1).round().astype(int)
+        out = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            planes = planes_of(vec[a:b])
+            cp = unrolled_chain_plan(planes, ul, uh)
+            if cp is None:
+                break
+            # planes_of indexes the run's taps from 0: shift them back to the channel's tap numbers
+            planes = [(p, [(int(i) + int(a), s) for i, s in terms]) for p, terms in planes]
+            out.append((list(range(a, b)), planes, *cp))
+        else:
+            if sum(pt[5] for pt in out) <= 0xFFFFFF:
+                return out
+    return None
+
+
+def emit_sum24(c, first):
+    """Add the chain result X:A into the 24-bit accumulator lbc_a0..a2 (the first run sets it)."""
+    if first:
+        c.zp("sta", Tmp.a0)
+        c.zp("stx", Tmp.a1)
+        c.imm("lda", 0)
+        c.zp("sta", Tmp.a2)
+        return
+    c.imp("clc")
+    c.zp("adc", Tmp.a0)
+    c.zp("sta", Tmp.a0)
+    c.imp("txa")
+    c.zp("adc", Tmp.a1)
+    c.zp("sta", Tmp.a1)
+    c.br("bcc", "*+4")
+    c.zp("inc", Tmp.a2)

@@ -1,7 +1,7 @@
 """The NES CNN: a small ternary CNN on scikit-learn's 8x8 digits -> --target nes (the demo ROM).
 
-conv 3x3 (1 -> 8, pad 1) + ReLU -> maxpool 2x2 -> conv 3x3 (8 -> 16, pad 1) + ReLU -> global average
-pool -> flatten -> dense 16 -> 10, ternary weights per output channel, int8 power-of-two activations.
+conv 3x3 (1 -> 8, pad 1) + ReLU -> maxpool 2x2 -> conv 3x3 (8 -> 16, pad 1) + ReLU -> maxpool 2x2 ->
+flatten -> dense 64 -> 10, ternary weights per output channel, int8 power-of-two activations.
 Trains the float CNN, fine-tunes it with lbc.qat (ternary QuantConv2d/QuantLinear), saves both as
 torch.export programs:
 
@@ -31,15 +31,13 @@ WEIGHTS = "ternary"
 
 def float_cnn():
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(16, 10))
+                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
 
 
 def qat_cnn():
     return nn.Sequential(QuantAct(), QuantConv2d(1, 8, 3, padding=1, weight=WEIGHTS), nn.ReLU(), nn.MaxPool2d(2),
-                         QuantAct(), QuantConv2d(8, 16, 3, padding=1, weight=WEIGHTS), nn.ReLU(), QuantAct(),
-                         nn.AdaptiveAvgPool2d(1), QuantAct(), nn.Flatten(), QuantLinear(16, 10, weight=WEIGHTS),
-                         QuantAct())
+                         QuantAct(), QuantConv2d(8, 16, 3, padding=1, weight=WEIGHTS), nn.ReLU(), nn.MaxPool2d(2),
+                         QuantAct(), nn.Flatten(), QuantLinear(64, 10, weight=WEIGHTS), QuantAct())
 
 
 def main():
