@@ -26,6 +26,7 @@ from lbc.backends.base import Namer, Target, comment_safe, header_lines, templat
 from lbc.backends.nes import lower as L
 from lbc.backends.nes import window as WK
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
+from lbc.ir.ops import OPS
 from lbc.ir.quant import quantize_input, rounding_shift
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,7 @@ PRG_BYTES = 32768  # NROM-256: 2 x 16 KB PRG-ROM at $8000-$FFFF
 VECTOR_BYTES = 6
 RAM_BYTES = 2048  # $0000-$07FF
 STACK_BYTES = 256  # $0100-$01FF
+STACK_USE_BYTES = 4  # lbc_run's own use of the stack (model.inc: at most 4 bytes)
 SHELL_RAM_BYTES = 256  # $0200-$02FF: the demo shell's variables (and room for a game's OAM page)
 ZP_SHELL_BYTES = 32  # zero page kept for the demo shell (and the cc65 runtime in the sim build)
 ZP_MODEL_MAX = 192  # zero page the model may take: scratch + the activation arena when it fits
@@ -46,7 +48,10 @@ MAX_SAMPLES = 16  # samples taken from --samples for the ROM
 SYNTHETIC_SAMPLES = 4  # without --samples: deterministic random inputs
 WEIGHT_DTYPES = ("ternary", "pentary", "i2", "i4")
 UNSIGNED_OPS = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add"})  # read u = x + o
-TABLE_OPS = frozenset({"sigmoid", "tanh"})  # int8 -> int8 through the op's 256-entry table
+# int8 -> int8 through the node's 256-entry `table` (the generic integer form of pointwise functions)
+TABLE_OPS = frozenset(n for n in ("sigmoid", "tanh", "table") if n in OPS)
+SUPPORTED_OPS = frozenset({"dense", "relu", "reshape", "argmax", "conv2d", "maxpool", "avgpool", "global_avgpool",
+                           "add", "concat"}) | TABLE_OPS
 CYCLES_NTSC_FRAME = 29780
 
 
@@ -162,13 +167,15 @@ class Lowering:
                 self.store[out] = Store(biased(lo, out), lo, hi, self.offsets[out])
             elif n.op == "argmax":
                 self.store[out] = Store(0, 0, 0, self.offsets[out])
+            else:  # an op the target does not take (check names it): plan the rest as if it were int8
+                self.store[out] = Store(biased(-128, out), -128, 127, self.offsets[out])
             reads = n.inputs[:2] if n.op == "add" else n.inputs[:1]
             for t in reads:
                 st = self.store.get(t)
                 if n.op in UNSIGNED_OPS and st is not None and st.vlo + st.o < 0:
-                    self.problems.append(f"{n.op} {n.name} reads {t}, a signed graph output; the NES target "
-                                         f"needs the inputs of {n.op} stored unsigned (x + 128): read a copy "
-                                         f"of it instead")
+                    self.problems.append(f"{n.op} {n.name} reads {t}, which is also a graph output (stored as "
+                                         f"signed int8); the NES target needs the inputs of {n.op} stored "
+                                         f"unsigned (x + 128)")
 
     def _table_values(self, n):
         """The 256 int8 results of a table op, indexed by x + 128."""
@@ -633,6 +640,8 @@ class Lowering:
     def run(self):
         g = self.g
         for n in g.nodes:
+            if n.op not in SUPPORTED_OPS:
+                continue  # reported by check (Target.check)
             if n.op == "dense":
                 shp = g.types[n.inputs[0]].shape
                 if len(shp) != 2:
@@ -792,8 +801,7 @@ class NesTarget(Target):
     description = "NES / 6502 (Ricoh 2A03): ca65 assembly, NROM-256 .nes cartridge and sim65 build"
     default_quant = "ternary"
     quants = ("ternary", "pentary", "int2", "int4")
-    ops = frozenset({"dense", "relu", "reshape", "argmax", "conv2d", "maxpool", "avgpool", "global_avgpool", "add",
-                     "concat"}) | TABLE_OPS
+    ops = SUPPORTED_OPS
     flash_bytes = PRG_BYTES
     ram_bytes = RAM_BYTES
 
@@ -834,8 +842,9 @@ class NesTarget(Target):
         return low
 
     def check(self, graph):
+        """Every problem: unsupported ops, inputs/outputs, each layer the kernels cannot take, RAM, ROM."""
         problems = super().check(graph)
-        if problems:
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             return problems
         inp, out = graph.inputs[0], graph.outputs[0]
         if graph.types[inp].dtype.name != "i8":
@@ -844,8 +853,6 @@ class NesTarget(Target):
             nbytes = graph.types[t].size * (4 if graph.types[t].dtype.name == "i32" else 1)
             if nbytes > MAX_IO_BYTES:
                 problems.append(f"{what} {t} has {nbytes} bytes; the NES target handles at most {MAX_IO_BYTES}")
-        if problems:
-            return problems
         low = self._lower(graph)
         problems += low.problems
         b = self._budgets()
@@ -854,7 +861,7 @@ class NesTarget(Target):
             problems.append(f"activations need {ram['ram']} bytes of RAM; the NES has {b['ram_model']} left for the "
                             f"model (2 KB minus zero page, stack and the demo shell): over by "
                             f"{ram['ram'] - b['ram_model']} bytes")
-        if not any(lp.problems and not lp.variants for lp in low.layers):
+        if all(lp.variants for lp in low.layers) and all(n.op in SUPPORTED_OPS for n in graph.nodes):
             budget = self._rom_budget(graph, len(self._sample_set(graph)[0]))
             need = low.choose(budget)
             if need > budget:
@@ -970,6 +977,7 @@ class NesTarget(Target):
         rep = {"kernels": {r["layer"]: r["kernel"] for r in layer_rows}, "layers": layer_rows,
                "code_bytes": off, "layout": {"offsets": offsets, "padding_bytes": pad, "nops": nops},
                "model_rom_bytes": low.rom_bytes(), "zp_bytes": ram["zp"], "ram_bytes": ram["ram"],
+               "ram_peak_bytes": ram["zp"] + ram["ram"] + STACK_USE_BYTES, "pad_buffer_bytes": low.pad_bytes,
                "arena_in_zero_page": low.arena_zp, "samples": len(xq),
                "files": ["model.s", "model.inc", "shell.s", "samples.s", "chr.s", "sim_main.s", "nrom.cfg",
                          "sim6502.cfg"]}
@@ -1103,7 +1111,8 @@ class NesTarget(Target):
                        f"zeros saved {z['rom_bytes']} B and ~{z['cycles']} cycles")
         if e:
             out.append(f"nes: model PRG {e.get('model_rom_bytes')} B, zero page {e.get('zp_bytes')} B, "
-                       f"RAM {e.get('ram_bytes')} B")
+                       f"RAM {e.get('ram_bytes')} B (padded copies {e.get('pad_buffer_bytes', 0)} B); peak "
+                       f"{e.get('ram_peak_bytes')} B with {STACK_USE_BYTES} B of stack")
         b = report.get("build", {})
         if b.get("sample_cycles"):
             c = b["sample_cycles"]
