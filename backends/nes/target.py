@@ -476,10 +476,12 @@ class Lowering:
             self.problems.append(f"add {n.name}: inputs {list(g.types[a].shape)} and {list(g.types[b].shape)}; the "
                                  f"NES target adds tensors of the same shape only")
             return lp
-        C = shape[1] if len(shape) > 2 else 1
+        per_channel = np.asarray(n.attr("m")).size > 1 or np.asarray(n.attr("k")).size > 1
+        C = shape[1] if per_channel else 1  # the interpreter's requant axis is 1
         HW = int(np.prod(shape)) // C
         if HW > 256:
-            self.problems.append(f"add {n.name}: {HW} values per channel; the NES add loop takes at most 256")
+            self.problems.append(f"add {n.name}: {HW} values per {'channel' if per_channel else 'tensor'}; the NES "
+                                 f"add loop takes at most 256")
             return lp
         sa, sb = n.attr("sa"), n.attr("sb")
         A, B, so = self.store[a], self.store[b], self.store[out]

@@ -73,6 +73,10 @@ class Geometry:
         if last > 255:
             out.append(f"{what}: the window positions of a {self.Hp}x{self.Wp} input plane reach byte {last}; "
                        f"the NES window kernels index positions with one byte (at most 255)")
+        if self.padded and (self.H * self.W > 256 or
+                            (self.pads[0] + self.H - 1) * self.Wp + self.pads[1] + self.W > 256):
+            out.append(f"{what}: the padded copy of a {self.H}x{self.W} channel plane needs offsets past byte 255; "
+                       f"the NES pad copy indexes with one byte")
         if self.OH * self.OW > 256:
             out.append(f"{what}: {self.OH}x{self.OW} output positions per channel; the NES window kernels take at "
                        f"most 256")

@@ -12,7 +12,7 @@ from lbc.ir.interpreter import run
 from lbc.ir.quant import quantize_input
 from cli_util import assert_user_error, lbc
 from nes_util import need_cc65
-from onnx_models import make_model, residual_cnn, rng, save
+from onnx_models import broadcast_add, make_model, residual_cnn, residual_mlp, rng, save
 
 pytestmark = need_cc65
 f32 = np.float32
@@ -134,3 +134,16 @@ def test_check_lists_every_problem(tmp_path):
                                 "-o", out), "op leaky_relu is not supported", "big_a", "big_b", "at most 255")
     assert msg.count("reach byte 285") == 2 and "graph output" not in msg, msg
     assert not out.exists(), msg
+
+
+def test_residual_add_of_flat_activations(tmp_path):
+    """dense -> relu -> dense + residual add on [N, 16] (per-feature requantisation) -> dense."""
+    c = compile_model(save(residual_mlp(0), tmp_path / "m.onnx"), tmp_path / "out", "nes", "int4", calib(tmp_path, (12,)))
+    assert "add" in [r["op"] for r in c.report["emit"]["layers"]]
+    assert_matches(c, extremes((12,)))
+
+
+def test_broadcasting_add_is_refused(tmp_path):
+    model = save(broadcast_add(), tmp_path / "m.onnx")
+    assert_user_error(lbc("compile", model, "--target", "nes", "--calibration", calib(tmp_path, (1, 6, 6)),
+                          "-o", tmp_path / "o"), "add badd", "same shape")
