@@ -23,7 +23,7 @@ from lbc.ir.quant import choose_multiplier
 
 EXP_MIN, EXP_MAX = -16, 24
 GRID = np.linspace(0.2, 1.2, 51)
-DEFAULT_CALIBRATION = "256 samples drawn uniformly from [-1, 1] (seed 0)"
+DEFAULT_CALIBRATION = "256 samples drawn uniformly from [-1, 1] (seed 0; integer inputs: zeros)"
 
 
 def round_half_up(x):
@@ -65,8 +65,9 @@ def activation_exp(maxabs):
 
 
 def calibrate(graph, data):
-    """exp for every activation tensor of a float graph from calibration inputs."""
-    env = interpret(graph, data.astype(np.float32), return_all=True)
+    """exp for every float activation tensor of a float graph from calibration inputs (`data`: a
+    dict input name -> batch). Integer tensors (token ids) have no exp: they are never quantised."""
+    env = interpret(graph, data, return_all=True)
     hints = graph.meta.get("exp_hints", {})
     exps = {}
     for name in graph.activation_tensors():
@@ -76,8 +77,15 @@ def calibrate(graph, data):
 
 
 def default_calibration(graph):
-    shape = (256,) + tuple(graph.types[graph.inputs[0]].shape[1:])
-    return np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
+    """256 samples per input: float inputs uniform in [-1, 1], integer inputs zero (seed 0)."""
+    rng = np.random.default_rng(0)
+    data = {}
+    for name in graph.inputs:
+        t = graph.types[name]
+        shape = (256,) + tuple(t.shape[1:])
+        data[name] = (rng.uniform(-1, 1, size=shape).astype(np.float32) if t.dtype.is_float
+                      else np.zeros(shape, dtype=t.dtype.numpy))
+    return data
 
 
 @dataclass(frozen=True)
@@ -107,18 +115,21 @@ class Quantize:
             if t.dtype.is_float:
                 g.types[name] = TensorType(I8, t.shape, q.exps[name])
         g.meta.update(quant=self.weight_dtype, granularity=ctx.granularity,
-                      input_exp=q.exps[g.inputs[0]],
+                      input_exp=g.types[g.inputs[0]].exp,  # of the first input (each input's type has its exp)
                       output_exps=[g.types[o].exp for o in g.outputs])
         return g.prune()
 
 
 def _strip_output_softmax(g):
+    """Remove softmaxes that produce graph outputs; meta["output_softmax"] maps the new output
+    tensor's name to the softmax axis, which runners apply after dequantising."""
     prod = g.producers()
+    users = g.consumers()
     for i, o in enumerate(g.outputs):
         p = prod.get(o)
-        if p is not None and p.op == "softmax":
+        if p is not None and p.op == "softmax" and not users.get(o) and p.inputs[0] not in g.outputs:
             g.outputs[i] = p.inputs[0]
-            g.meta["output_softmax"] = {"axis": int(p.attr("axis"))}
+            g.meta.setdefault("output_softmax", {})[p.inputs[0]] = int(p.attr("axis"))
             g.nodes.remove(p)
 
 
@@ -129,8 +140,17 @@ class _Quantizer:
     def e(self, name):
         return self.exps[name]
 
+    # ops with no q_ method: their integer output keeps the input scale (selections and moves)
+    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool"})
+
     def node(self, n):
-        getattr(self, "q_" + n.op, self.q_same_exp)(n)
+        if all(not self.g.types[i].dtype.is_float for i in n.inputs if not self.g.is_const(i)):
+            return  # an integer data path (token ids through a reshape): not quantised
+        fn = getattr(self, "q_" + n.op, None)
+        if fn is None and n.op not in self.KEEP_EXP:
+            raise LbcError(f"cannot quantise {n.op} node {n.name!r}: lbc has no integer form for {n.op} yet "
+                           f"(the float graph runs it; the integer targets cannot)")
+        (fn or self.q_same_exp)(n)
 
     # ops whose output keeps the input scale
     def q_same_exp(self, n):
@@ -240,6 +260,41 @@ class _Quantizer:
     def q_global_avgpool(self, n):
         cnt = int(np.prod(self.g.types[n.inputs[0]].shape[2:]))
         self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
+
+    def q_resize(self, n):
+        if n.attr("mode") != "nearest":
+            raise LbcError(f"cannot quantise resize node {n.name!r}: only nearest resizing has an integer form")
+        self.q_same_exp(n)
+
+    def _reduce_sum(self, n, count_divides):
+        cnt = int(np.prod([self.g.types[n.inputs[0]].shape[a] for a in n.attr("axes")]))
+        real = 2.0**-self.e(n.inputs[0]) / (cnt if count_divides else 1) / 2.0**-self.e(n.outputs[0])
+        self._requant(n, real, 128 * cnt)
+
+    def q_reduce_sum(self, n):
+        self._reduce_sum(n, False)
+
+    def q_reduce_mean(self, n):
+        self._reduce_sum(n, True)
+
+    def q_matmul(self, n):
+        n.inputs = [self._activation(i, n) for i in n.inputs]
+        ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
+        k = self.g.types[n.inputs[0]].shape[-1]
+        self._requant(n, 2.0**(self.e(n.outputs[0]) - ea - eb), 128 * 128 * k)
+
+    def q_fake_quant(self, n):
+        """A Q/DQ pair on lbc's own grid (scale 2**-exp, zero point 0, int8 range) is what the integer
+        graph does anyway: the pair disappears. Other Q/DQ pairs have no integer form."""
+        e = self.e(n.inputs[0])
+        if (n.attr("scale") != (2.0**-e,) or n.attr("zero_point") != (0.0,) or
+                (n.attr("qmin"), n.attr("qmax")) != (-128, 127)):
+            raise LbcError(f"cannot quantise the QuantizeLinear/DequantizeLinear pair {n.name!r}: lbc implements "
+                           f"pairs with one power-of-two scale, zero point 0 and int8 values")
+        self.exps[n.outputs[0]] = e
+        for m in self.g.nodes:
+            m.inputs = [n.inputs[0] if i == n.outputs[0] else i for i in m.inputs]
+        self.g.outputs = [n.inputs[0] if o == n.outputs[0] else o for o in self.g.outputs]
 
     def q_add(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]
