@@ -683,12 +683,29 @@ class Rv32ecTarget(Target):
                            "stack_min": low.stack},
             "est_flash": plan.flash, "est_instructions": int(round(plan.instr)),
         }
+        info["ram_steps"] = self._ram_steps(graph, low, plan)
         (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         self._emitted = (graph, options, plan.flash)
         self._stack = low.stack
         return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json"]), "layers": layer_info,
+                "ram_steps": info["ram_steps"], "memory_plan": {k: v for k, v in graph.meta.get("memory_plan", {}).items()
+                                                                if k not in ("offsets", "steps")},
                 "ram_layout": info["ram_layout"], "est_flash": plan.flash, "est_instructions": info["est_instructions"],
                 "macs": info["macs"]}
+
+    @staticmethod
+    def _ram_steps(graph, low, plan):
+        """RAM at each step of the memory plan: live activations (tiles included), the scratch of the
+        step's kernels (accumulators, tables, convolution buffers) and the stack reserve."""
+        scratch = {la.node.name: o.acc + o.tab + o.io for la, o in zip(plan.layers, plan.choice)}
+        stages = {f"patches {st.nodes[0].name}..{st.nodes[-1].name}": st for st in low.stages.values()}
+        rows = []
+        for st in graph.meta.get("memory_plan", {}).get("steps", []):
+            names = [n.name for n in stages[st["step"]].nodes] if st["step"] in stages else [st["step"]]
+            k = max([scratch.get(n, 0) for n in names] + [0])
+            rows.append({"step": st["step"], "activations": st["live_bytes"], "kernel_scratch": k,
+                         "stack_reserve": low.stack, "total": st["live_bytes"] + k + low.stack})
+        return rows
 
     def _ldflags(self):
         flags = ["-nostdlib", "-nostartfiles", "-T", "ch32v003.ld", "-Wl,--gc-sections",
@@ -790,6 +807,18 @@ class Rv32ecTarget(Target):
         for la in e.get("layers", []):
             lines.append(f"  {la['name']}: {la['detail']} (~{la['est_instructions']} instructions for "
                          f"{la['macs']} MACs)")
+        steps = e.get("ram_steps", [])
+        if steps:
+            lines.append("  RAM per step (activations + kernel scratch + stack reserve): " + ", ".join(
+                f"{r['step']} {r['activations']}+{r['kernel_scratch']}+{r['stack_reserve']}={r['total']}"
+                for r in steps))
+        mp = e.get("memory_plan", {})
+        if mp.get("patches"):
+            p = mp["patches"][0]
+            lines.append(f"  patch-based execution of {p['nodes'][0]}..{p['nodes'][-1]}: {p['grid'][0]}x{p['grid'][1]} "
+                         f"tiles of {p['tile'][0]}x{p['tile'][1]} (plain plan {mp['tried'][0]['arena_bytes']} B of "
+                         f"activations; this plan {mp['arena_bytes']} B, proven bound {mp['lower_bound_bytes']} B; "
+                         f"{mp['extra_macs']} MACs recomputed)")
         if b:
             lines.append(f"rv32ec: flash {b['flash_used']} of {b['flash_bytes']} B (code {b['code']} B, constants "
                          f"{b['rodata']} B); RAM {b['ram_static']} of {b['ram_bytes']} B static + {b['stack']} B left "
