@@ -145,7 +145,7 @@ class _Lowering:
                     None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
                     int(n.attr("lo")), int(n.attr("hi")), rows, self._nonneg(n.inputs[0])))
         geom = {"C": C, "H": H, "W": W, "M": M, "OH": OH, "OW": OW, "Cg": Cg, "Mg": Mg, "group": grp,
-                "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1]}
+                "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1], "no_pad": not any(pads)}
         self.layers.append(K.ConvUnit(n, ident, groups, taps, geom))
 
     def _rq_op(self, n):
@@ -277,7 +277,8 @@ class _Lowering:
         if isinstance(layer, K.ConvUnit):
             per_group = [K.layer_options(gl, self.env, budget, ram_free, self.t.kernel, cache, self.low_tables)
                          for gl in layer.groups]
-            return K.combine_groups(layer, per_group)
+            direct = K.direct_option(layer, self.env, budget) if self.t.kernel in (None, "unrolled") else []
+            return K.combine_groups(layer, per_group) + direct
         return K.layer_options(layer, self.env, budget, ram_free, self.t.kernel, cache, self.low_tables)
 
     def _no_fit(self, budget, cache):
@@ -481,6 +482,10 @@ class _Lowering:
 
     def conv(self, unit, opt, s):
         gm = unit.geom
+        if opt.params.get("direct"):
+            s.update(template="conv2d_direct", fn=opt.private[0].name, OH=gm["OH"], OW=gm["OW"], sx=gm["sx"],
+                     row_step=gm["sy"] * gm["W"])
+            return
         taps = self.names(f"{unit.node.name}_taps")
         self.consts.append({"ident": taps, "ctype": "lbc_tap_t", "len": len(unit.taps),
                             "body": ",\n    ".join(", ".join(f"{{{o}, {dy}, {dx}}}" for o, dy, dx in unit.taps[i:i + 6])
