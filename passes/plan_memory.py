@@ -21,7 +21,8 @@ alive at the same time never overlap. Offsets are 4-byte aligned.
   (the stage's input and tiles are dead): kernels after the stages put their scratch there.
 
 "lower_bound_bytes" is the largest sum of live bytes over the steps of the chosen schedule (in place
-and tiles included): no placement of that schedule can use less; the first-fit arena is compared with it.
+and tiles included): no placement of that schedule can use less; "activation_bytes", the arena the
+placement needs for the activations alone (before a kernel block is added), is compared with it.
 "steps" lists, per step, the live bytes and the step's name (the per-layer RAM report)."""
 
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ class PlanMemory:
         plan = _plan(g, inplace, [])
         budget = tgt.arena_budget(g) if tgt is not None and hasattr(tgt, "arena_budget") else None
         tried = [{"plan": "plain", "arena_bytes": plan.arena}]
+        activations = plan.arena
         if budget is not None and plan.arena > budget:
             best = None
             for nodes, tile in candidates(g):
@@ -232,10 +234,11 @@ class PlanMemory:
                                       f"tile {best.patches[0]['tile'][0]}x{best.patches[0]['tile'][1]}",
                               "arena_bytes": best.arena})
                 if best.arena < plan.arena:
+                    activations = best.arena
                     plan = _with_kernel_block(g, inplace, [P.make_stage(g, [n for n in g.nodes if n.name in
                                                                             best.patches[0]["nodes"]],
                                                                    best.patches[0]["tile"])], best, budget)
-        g.meta["memory_plan"] = {"arena_bytes": plan.arena, "offsets": plan.offsets,
+        g.meta["memory_plan"] = {"arena_bytes": plan.arena, "activation_bytes": activations, "offsets": plan.offsets,
                                  "lower_bound_bytes": plan.lower_bound, "steps": plan.steps,
                                  "patches": plan.patches, "extra_macs": plan.extra_macs, "tried": tried,
                                  "budget_bytes": budget, "kernel_block": plan.kernel_block}

@@ -822,7 +822,8 @@ class Rv32ecTarget(Target):
             p = mp["patches"][0]
             lines.append(f"  patch-based execution of {p['nodes'][0]}..{p['nodes'][-1]}: {p['grid'][0]}x{p['grid'][1]} "
                          f"tiles of {p['tile'][0]}x{p['tile'][1]} (plain plan {mp['tried'][0]['arena_bytes']} B of "
-                         f"activations; this plan {mp['arena_bytes']} B, proven bound {mp['lower_bound_bytes']} B; "
+                         f"activations; this plan {mp['activation_bytes']} B, proven bound {mp['lower_bound_bytes']} B, "
+                         f"arena with the kernel block {mp['arena_bytes']} B; "
                          f"{mp['extra_macs']} MACs recomputed)")
         if b:
             lines.append(f"rv32ec: flash {b['flash_used']} of {b['flash_bytes']} B (code {b['code']} B, constants "
