@@ -8,9 +8,10 @@ collected over the whole model and reported at once with their node names.
 import numpy as np
 
 from lbc.errors import ModelError, UnsupportedOpError
-from lbc.ir.dtypes import F32, I32
+from lbc.ir.dtypes import BOOL, F32, I32
 from lbc.ir.graph import Graph, Node, TensorType
 from lbc.ir.ops import OPS
+from lbc.ir.ops.pointwise import SELU_ALPHA, SELU_GAMMA
 
 
 def _attrs(node):
@@ -112,10 +113,14 @@ class _Importer:
         return name
 
     def ir_input(self, t):
-        """IR name of an ONNX tensor; constants are materialised in the graph on first use."""
+        """IR name of an ONNX tensor; constants are materialised in the graph on first use (bool ones as
+        masks, all others as float)."""
         t = self.name(t)
         if t in self.consts and t not in self.g.consts:
-            self.g.add_const(t, self.consts[t].astype(np.float32), F32)
+            if self.consts[t].dtype == np.bool_:
+                self.g.add_const(t, self.consts[t], BOOL)
+            else:
+                self.g.add_const(t, self.consts[t].astype(np.float32), F32)
         return t
 
     def emit(self, op, node_name, inputs, output, attrs=None, dtype=F32):
@@ -156,6 +161,13 @@ class _Importer:
                  "AveragePool", "GlobalAveragePool", "BatchNormalization", "Pad", "Concat", "QuantizeLinear",
                  "DequantizeLinear", "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Cast"}
     CONST_ONLY = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast"}
+    # pointwise math, masks and normalisations (converters at the end of the class)
+    UNARY = {"Sqrt": "sqrt", "Exp": "exp", "Reciprocal": "reciprocal", "Neg": "neg", "Abs": "abs", "Erf": "erf",
+             "Softplus": "softplus", "HardSwish": "hard_swish", "HardSigmoid": "hard_sigmoid", "Elu": "elu",
+             "Selu": "selu", "Gelu": "gelu"}
+    COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater"}
+    SUPPORTED = SUPPORTED | set(UNARY) | set(COMPARE) | {"Pow", "Max", "Min", "Sum", "PRelu", "Not", "And", "Or",
+                                                          "Where", "LRN", "InstanceNormalization"}
 
     def unsupported_reason(self, node):
         op = node.op_type
@@ -458,6 +470,144 @@ class _Importer:
             raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): Pad with axes "
                                      f"(nodes: {nname})")
         self.emit("pad", nname, ins[:1], out, {"pads": tuple(int(p) for p in pads), "value": value})
+
+    # -- pointwise math, masks, normalisations ---------------------------------------------------
+    def _unsupported(self, node, nname, what):
+        raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): {node.op_type} {what} "
+                                 f"(nodes: {nname})")
+
+    def _ir_fold(self, op, attrs, ins, out):
+        """Evaluate an IR op on constant inputs at import."""
+        n = Node(op, "fold", [], [out], dict(attrs))
+        args = [np.asarray(self.const(i)) for i in ins]
+        y = OPS[op].float_fn(n, args)[0]
+        if all(v.dtype.kind in "iu" for v in args):  # ONNX keeps an integer operand's type (Neg, Abs, Pow)
+            y = y.astype(args[0].dtype)
+        self.fold(out, y)
+
+    def _pointwise(self, node, nname, ins, out, op, attrs=None):
+        if self.is_const(ins[0]):
+            self._ir_fold(op, attrs or {}, ins[:1], out)
+        else:
+            self.emit(op, nname, ins[:1], out, attrs)
+
+    def _unary(self, node, nname, ins, out, a):
+        op = self.UNARY[node.op_type]
+        attrs = {}
+        if op == "hard_sigmoid":
+            attrs = {"alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))}
+        elif op == "elu":
+            attrs = {"alpha": float(a.get("alpha", 1.0))}
+        elif op == "selu":
+            attrs = {"alpha": float(a.get("alpha", SELU_ALPHA)), "gamma": float(a.get("gamma", SELU_GAMMA))}
+        elif op == "gelu":
+            approx = _decode(a.get("approximate", "none"))
+            if approx not in ("none", "tanh"):
+                self._unsupported(node, nname, f"with approximate={approx!r} (the spec allows 'none', 'tanh')")
+            attrs = {"approximate": approx}
+        self._pointwise(node, nname, ins, out, op, attrs)
+
+    op_Sqrt = op_Exp = op_Reciprocal = op_Neg = op_Abs = op_Erf = op_Softplus = _unary
+    op_HardSwish = op_HardSigmoid = op_Elu = op_Selu = op_Gelu = _unary
+
+    def op_Pow(self, node, nname, ins, out, a):
+        e = self.const(ins[1])
+        if e is None:
+            self._unsupported(node, nname, "with a computed exponent")
+        e = np.asarray(e, dtype=np.float64)
+        if e.size != 1 and (np.ptp(e) != 0 or np.broadcast_shapes(self.shape(ins[0]), e.shape) != self.shape(ins[0])):
+            self._unsupported(node, nname, "with an exponent that varies per element or widens the base")
+        self._pointwise(node, nname, ins, out, "pow", {"exponent": float(e.reshape(-1)[0])})
+
+    def _variadic(self, node, nname, ins, out, op, fn):
+        """Max/Min/Sum of any number of broadcasting tensors as a chain of binary ops, left to right."""
+        if len(ins) == 1:
+            self.op_Identity(node, nname, ins, out, {})
+            return
+        acc = ins[0]
+        for i, t in enumerate(ins[1:], 1):
+            last = i == len(ins) - 1
+            step_out = out if last else self.g.fresh_name(f"{out}.{i}")
+            self._binary(node, nname if last else f"{nname}.{i}", [acc, t], step_out, op, fn)
+            acc = step_out
+
+    def op_Max(self, node, nname, ins, out, a):
+        self._variadic(node, nname, ins, out, "max", np.maximum)
+
+    def op_Min(self, node, nname, ins, out, a):
+        self._variadic(node, nname, ins, out, "min", np.minimum)
+
+    def op_Sum(self, node, nname, ins, out, a):
+        self._variadic(node, nname, ins, out, "add", np.add)
+
+    def op_PRelu(self, node, nname, ins, out, a):
+        slope = self.const(ins[1])
+        if slope is None:
+            self._unsupported(node, nname, "with a computed slope")
+        if self.is_const(ins[0]):
+            x = self.const(ins[0])
+            self.fold(out, np.where(x >= 0, x, slope * x).astype(x.dtype))
+            return
+        slope = np.asarray(slope, dtype=np.float64)
+        if np.ptp(slope) == 0 and slope.reshape(-1)[0] >= 0 and \
+                np.broadcast_shapes(self.shape(ins[0]), slope.shape) == self.shape(ins[0]):
+            self.emit("leaky_relu", nname, ins[:1], out, {"alpha": float(slope.reshape(-1)[0])})
+        else:
+            self.emit("prelu", nname, [ins[0], self.add_const(f"{nname}.slope", slope)], out)
+
+    def _is_mask(self, t):
+        if self.is_const(t):
+            return self.const(t).dtype == np.bool_
+        return self.g.types[self.name(t)].dtype == BOOL
+
+    def _compare(self, node, nname, ins, out, a):
+        op = self.COMPARE[node.op_type]
+        if all(self.is_const(i) for i in ins):
+            self.fold(out, OPS[op].float_fn(None, [self.const(i) for i in ins])[0])
+            return
+        if any(self._is_mask(i) or (not self.is_const(i) and not self.g.types[self.name(i)].dtype.is_float)
+               for i in ins):
+            self._unsupported(node, nname, "on bool or integer tensors (lbc compares float activations)")
+        args = [self.add_const(f"{nname}.const", self.const(i)) if self.is_const(i) else i for i in ins]
+        self.emit(op, nname, args, out, dtype=BOOL)
+
+    op_Equal = op_Less = op_Greater = _compare
+
+    def _logic(self, node, nname, ins, out, a):
+        op = node.op_type.lower()
+        if all(self.is_const(i) for i in ins):
+            self.fold(out, OPS[op].float_fn(None, [self.const(i) for i in ins])[0])
+            return
+        if not all(self._is_mask(i) for i in ins):
+            self._unsupported(node, nname, "on a tensor that is not a bool mask")
+        self.emit(op, nname, ins, out, dtype=BOOL)
+
+    op_Not = op_And = op_Or = _logic
+
+    def op_Where(self, node, nname, ins, out, a):
+        if all(self.is_const(i) for i in ins):
+            self.fold(out, np.where(*[self.const(i) for i in ins]))
+            return
+        if not self._is_mask(ins[0]):
+            self._unsupported(node, nname, "with a condition that is not a bool mask")
+        if self._is_mask(ins[1]) or self._is_mask(ins[2]):
+            self._unsupported(node, nname, "selecting between bool masks")
+        args = [ins[0]] + [self.add_const(f"{nname}.const", self.const(i)) if self.is_const(i) else i
+                           for i in ins[1:]]
+        self.emit("where", nname, args, out)
+
+    def op_LRN(self, node, nname, ins, out, a):
+        if len(self.shape(ins[0])) < 3:
+            self._unsupported(node, nname, "on a tensor without channel and spatial axes")
+        self.emit("lrn", nname, ins[:1], out, {"size": int(a["size"]), "alpha": float(a.get("alpha", 1e-4)),
+                                               "beta": float(a.get("beta", 0.75)), "bias": float(a.get("bias", 1.0))})
+
+    def op_InstanceNormalization(self, node, nname, ins, out, a):
+        for i, what in zip(ins[1:3], ("scale", "B")):
+            self.need_const(node, nname, i, what)
+        if len(self.shape(ins[0])) < 3:
+            self._unsupported(node, nname, "on a tensor without spatial axes")
+        self.emit("instance_norm", nname, ins[:3], out, {"epsilon": float(a.get("epsilon", 1e-5))})
 
 
 def load_onnx(path, input_shape=None):
