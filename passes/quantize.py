@@ -312,6 +312,7 @@ class _Quantizer:
         mk = [choose_multiplier(abs(float(v)), 128) for v in per]
         n.attrs.update(axis=axis, m=tuple(m if v >= 0 else -m for (m, _), v in zip(mk, per)),
                        k=tuple(k for _, k in mk))
+        n.inputs = n.inputs[:1]  # the slope lives on in m, k
 
     def _compare(self, n):
         a, b = n.inputs

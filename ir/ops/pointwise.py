@@ -142,19 +142,21 @@ def _gelu(node, x):
     return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)))
 
 
-@op("prelu", (2, 2), {"axis": 1, "m": (1,), "k": (0,)}, int_attrs=("axis", "m", "k"), weights=(1,),
-    doc="x if x >= 0 else slope * x (slope a constant broadcast against x); integer form: the negative side "
-        "is requant(x, m[c], k[c]) per channel c along `axis` (m is negative for a negative slope), output at "
-        "the input's exp")
+@op("prelu", (1, 2), {"axis": 1, "m": (1,), "k": (0,)}, int_attrs=("axis", "m", "k"), weights=(1,),
+    doc="x if x >= 0 else slope * x (slope: a constant second input broadcast against x); integer form: one "
+        "input, the negative side is requant(x, m[c], k[c]) per channel c along `axis` (m < 0 for a negative "
+        "slope), output at the input's exp")
 class PRelu:
     @staticmethod
     def infer(node, shapes, graph):
-        if tuple(np.broadcast_shapes(tuple(shapes[0]), tuple(shapes[1]))) != tuple(shapes[0]):
+        if len(shapes) > 1 and tuple(np.broadcast_shapes(tuple(shapes[0]), tuple(shapes[1]))) != tuple(shapes[0]):
             raise ValueError(f"prelu {node.name}: slope {shapes[1]} must broadcast to the input {shapes[0]}")
         return [tuple(shapes[0])]
 
     @staticmethod
     def float_fn(node, a):
+        if len(a) != 2:
+            raise ValueError(f"prelu node {node.name!r}: the float form needs the slope input")
         x = a[0].astype(np.float64)
         return [as_f32(np.where(x >= 0, x, a[1].astype(np.float64) * x))]
 
