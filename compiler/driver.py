@@ -213,7 +213,7 @@ def run_compiled(outdir, x, raw=False):
             raise LbcError(f"input batch has shape {tuple(x.shape)}; the model takes (N, {', '.join(map(str, shape))})")
     xq = quantize_input(x, m["input"]["exp"])
     yq, stats = tgt.run(Path(outdir), m, xq)
-    if raw or m["output"]["dtype"] == "i32":
+    if raw or m["output"]["dtype"] in ("i32", "bool"):  # an index or a mask: no scale
         return yq, yq, stats
     y = dequantize(yq, m["output"]["exp"])
     if m.get("output_softmax"):

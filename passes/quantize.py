@@ -73,7 +73,8 @@ def calibrate(graph, data):
     exps = {}
     for name in graph.activation_tensors():
         if graph.types[name].dtype.is_float:
-            exps[name] = hints.get(name, activation_exp(float(np.abs(env[name]).max(initial=0.0))))
+            v = np.abs(env[name])  # inf/nan (1/0, sqrt of a negative) would hide the real range
+            exps[name] = hints.get(name, activation_exp(float(v[np.isfinite(v)].max(initial=0.0))))
     return exps
 
 
@@ -263,32 +264,32 @@ class _Quantizer:
         cnt = int(np.prod(self.g.types[n.inputs[0]].shape[2:]))
         self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
 
+    def _pow2_requant(self, n, j, bound):
+        """Requantisation by exactly 2**j (m = 2**j or k = -j), refused when bound * m + round does
+        not fit 31 bits."""
+        m, k = (1 << j, 0) if j >= 0 else (1, -j)
+        if bound * m + (1 << (k - 1) if k else 0) >= 2**31:
+            raise LbcError(f"{n.op} {n.name!r}: its operand and output scales are 2^{abs(j)} apart; the "
+                           f"accumulator (up to {bound}) cannot be rescaled exactly in 32 bits")
+        n.attrs.update(m=(m,), k=(k,), lo=-128, hi=127)
+
     def q_add(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]
-        ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
-        big = max(ea, eb)
-        sa, sb = big - ea, big - eb
-        n.attrs.update(sa=sa, sb=sb)
-        self._requant(n, 2.0**(self.e(n.outputs[0]) - big), (128 << sa) + (128 << sb))
+        self._aligned(n, n.inputs[0], n.inputs[1], lambda a, b: a + b)
 
     def q_mul(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]
         ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
-        self._requant(n, 2.0**(self.e(n.outputs[0]) - ea - eb), 128 * 128)
+        self._pow2_requant(n, self.e(n.outputs[0]) - ea - eb, 128 * 128)
 
     def _aligned(self, n, a, b, combine):
-        """Shifts sa, sb that bring operands a, b (node inputs) to their larger exp, and the requantisation
-        from that exp to the output's; combine(bound_a, bound_b) bounds the combined accumulator."""
+        """Shifts sa, sb that bring operands a, b (node inputs) to their larger exp, and the exact
+        requantisation from that exp to the output's; combine(bound_a, bound_b) bounds the accumulator."""
         ea, eb = self.e(a), self.e(b)
         big = max(ea, eb)
         sa, sb = big - ea, big - eb
         n.attrs.update(sa=sa, sb=sb)
-        real = 2.0**(self.e(n.outputs[0]) - big)
-        self._requant(n, real, combine(128 << sa, 128 << sb))
-        m, k = n.attrs["m"][0], n.attrs["k"][0]
-        if m * 2.0**-k != real:
-            raise LbcError(f"{n.op} {n.name!r}: operand scales 2^-{ea} and 2^-{eb} and output scale "
-                           f"2^-{self.e(n.outputs[0])} are too far apart to requantise exactly in 32 bits")
+        self._pow2_requant(n, self.e(n.outputs[0]) - big, combine(128 << sa, 128 << sb))
 
     def _minmax(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]

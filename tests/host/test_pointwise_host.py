@@ -10,7 +10,7 @@ from onnx import helper
 
 from lbc.driver import compile_model, run_compiled
 from lbc.ir.interpreter import run
-from lbc.ir.quant import quantize_input
+from lbc.ir.quant import dequantize, quantize_input
 from onnx_models import make_model, rng, save
 
 n = helper.make_node
@@ -149,3 +149,20 @@ def test_prelu_negative_slope_integer_form(tmp_path):
     ref = _host_equals_interpreter(c, _every_int8(c))
     q = np.arange(-128, 128)
     np.testing.assert_array_equal(ref[0], np.where(q >= 0, q, np.floor(-0.5 * q + 0.5)))
+
+
+def test_mask_output_runs_unscaled(tmp_path):
+    c = _compile(tmp_path, [n("Greater", ["x", "z"], ["y"])], [256], [256], [("z", np.array(0.5, F))])
+    x = _every_int8(c)
+    y, yq, _ = run_compiled(c.outdir, x)
+    np.testing.assert_array_equal(yq, run(c.graph, quantize_input(x, c.graph.meta["input_exp"]))[0])
+    xq = quantize_input(x, c.graph.meta["input_exp"])
+    np.testing.assert_array_equal(y, dequantize(xq, c.graph.meta["input_exp"]) > 0.5)  # 0.5 is on the grid
+
+
+def test_calibration_ignores_infinities(tmp_path):
+    """1/0 in the calibration data does not decide the output scale: it is set by the finite values."""
+    model = make_model([n("Reciprocal", ["x"], ["y"])], [("x", ["N", 4])], [("y", ["N", 4])])
+    calib = np.array([[0.0, 0.5, -0.25, 1.0]] * 4, F)  # finite reciprocals reach |4|
+    c = compile_model(save(model, tmp_path / "m.onnx"), tmp_path / "out", "host", "int8", calib)
+    assert c.graph.types[c.graph.outputs[0]].exp == 4  # floor(log2(127 / 4)); with inf it would be 7
