@@ -122,7 +122,7 @@ def _bad(tmp_path, nodes, inits, opset=13, shape=(2, 7)):
 
 
 def test_pow_computed_exponent_is_refused(tmp_path):
-    with pytest.raises(UnsupportedOpError, match=r"Pow with a computed exponent \(nodes: p\)"):
+    with pytest.raises(UnsupportedOpError, match=r"Pow with a computed exponent \(node: p\)"):
         _bad(tmp_path, [n("Relu", ["x"], ["r"]), n("Pow", ["x", "r"], ["y"], name="p")], [])
 
 
@@ -133,7 +133,7 @@ def test_pow_per_element_exponent_is_refused(tmp_path):
 
 def test_comparing_masks_is_refused(tmp_path):
     nodes = [n("Less", ["x", "z"], ["m"]), n("Equal", ["m", "m"], ["e"], name="eq"), n("Where", ["e", "x", "z"], ["y"])]
-    with pytest.raises(UnsupportedOpError, match=r"Equal on bool or integer tensors .*\(nodes: eq\)"):
+    with pytest.raises(UnsupportedOpError, match=r"Equal on bool or integer tensors .*\(node: eq\)"):
         _bad(tmp_path, nodes, [("z", np.array(0, F))])
 
 
