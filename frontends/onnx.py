@@ -66,7 +66,11 @@ ONNX_OPS = {
     "Elu": ("elu",), "Selu": ("selu",), "Gelu": ("gelu",), "Pow": ("pow",), "Max": ("max",), "Min": ("min",),
     "Sum": ("add",), "PRelu": ("prelu", "leaky_relu"), "Equal": ("equal",), "Less": ("less",),
     "Greater": ("greater",), "Not": ("not",), "And": ("and",), "Or": ("or",), "Where": ("where",),
-    "LRN": ("lrn",), "InstanceNormalization": ("instance_norm",),
+    "LRN": ("lrn",), "InstanceNormalization": ("instance_norm",), "Sin": ("sin",), "Cos": ("cos",), "Tan": ("tan",),
+    "Asin": ("asin",), "Acos": ("acos",), "Atan": ("atan",), "Sinh": ("sinh",), "Cosh": ("cosh",), "Asinh": ("asinh",),
+    "Acosh": ("acosh",), "Atanh": ("atanh",), "Log": ("log",), "Sign": ("sign",), "Floor": ("floor",),
+    "Ceil": ("ceil",), "Round": ("round",), "Softsign": ("softsign",), "Mish": ("mish",), "Celu": ("celu",),
+    "ThresholdedRelu": ("thresholded_relu",), "Shrink": ("shrink",),
 }
 
 # ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
@@ -254,7 +258,10 @@ class _Importer:
     # pointwise math, masks and normalisations (converters at the end of the class)
     UNARY = {"Sqrt": "sqrt", "Exp": "exp", "Reciprocal": "reciprocal", "Neg": "neg", "Abs": "abs", "Erf": "erf",
              "Softplus": "softplus", "HardSwish": "hard_swish", "HardSigmoid": "hard_sigmoid", "Elu": "elu",
-             "Selu": "selu", "Gelu": "gelu"}
+             "Selu": "selu", "Gelu": "gelu", "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos",
+             "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
+             "Log": "log", "Sign": "sign", "Floor": "floor", "Ceil": "ceil", "Round": "round", "Softsign": "softsign",
+             "Mish": "mish", "Celu": "celu", "ThresholdedRelu": "thresholded_relu", "Shrink": "shrink"}
     COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater"}
 
     def unsupported_reason(self, node):
@@ -577,8 +584,10 @@ class _Importer:
         attrs = {}
         if op == "hard_sigmoid":
             attrs = {"alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))}
-        elif op == "elu":
+        elif op in ("elu", "celu", "thresholded_relu"):
             attrs = {"alpha": float(a.get("alpha", 1.0))}
+        elif op == "shrink":
+            attrs = {"bias": float(a.get("bias", 0.0)), "lambd": float(a.get("lambd", 0.5))}
         elif op == "selu":
             attrs = {"alpha": float(a.get("alpha", SELU_ALPHA)), "gamma": float(a.get("gamma", SELU_GAMMA))}
         elif op == "gelu":
@@ -590,6 +599,9 @@ class _Importer:
 
     op_Sqrt = op_Exp = op_Reciprocal = op_Neg = op_Abs = op_Erf = op_Softplus = _unary
     op_HardSwish = op_HardSigmoid = op_Elu = op_Selu = op_Gelu = _unary
+    op_Sin = op_Cos = op_Tan = op_Asin = op_Acos = op_Atan = op_Sinh = op_Cosh = op_Asinh = op_Acosh = _unary
+    op_Atanh = op_Log = op_Sign = op_Floor = op_Ceil = op_Round = op_Softsign = op_Mish = op_Celu = _unary
+    op_ThresholdedRelu = op_Shrink = _unary
 
     def op_Pow(self, node, nname, ins, out, a):
         e = self.const(ins[1])

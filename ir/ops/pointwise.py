@@ -142,6 +142,40 @@ def _gelu(node, x):
     return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)))
 
 
+def _numpy_unary(name, fn, doc):
+    _pointwise(name, doc=doc)(lambda node, x: fn(x))
+
+
+for _name, _fn, _doc in (
+        ("sin", np.sin, "sin(x)"), ("cos", np.cos, "cos(x)"), ("tan", np.tan, "tan(x)"),
+        ("asin", np.arcsin, "asin(x) (nan outside [-1, 1])"), ("acos", np.arccos, "acos(x) (nan outside [-1, 1])"),
+        ("atan", np.arctan, "atan(x)"), ("sinh", np.sinh, "sinh(x)"), ("cosh", np.cosh, "cosh(x)"),
+        ("asinh", np.arcsinh, "asinh(x)"), ("acosh", np.arccosh, "acosh(x) (nan below 1)"),
+        ("atanh", np.arctanh, "atanh(x) (nan outside [-1, 1])"), ("log", np.log, "log(x) (-inf at 0, nan below)"),
+        ("sign", np.sign, "-1, 0 or 1"), ("floor", np.floor, "floor(x)"), ("ceil", np.ceil, "ceil(x)"),
+        ("round", np.round, "x rounded to the nearest integer, halves to even"),
+        ("softsign", lambda x: x / (1.0 + np.abs(x)), "x / (1 + |x|)"),
+        ("mish", lambda x: x * np.tanh(np.logaddexp(0.0, x)), "x * tanh(log(1 + exp(x)))")):
+    _numpy_unary(_name, _fn, _doc)
+
+
+@_pointwise("celu", {"alpha": 1.0}, doc="max(0, x) + min(0, alpha * (exp(x / alpha) - 1))")
+def _celu(node, x):
+    a = node.attr("alpha")
+    return np.maximum(0.0, x) + np.minimum(0.0, a * np.expm1(np.minimum(x, 0) / a))
+
+
+@_pointwise("thresholded_relu", {"alpha": 1.0}, doc="x if x > alpha else 0")
+def _thresholded_relu(node, x):
+    return np.where(x > node.attr("alpha"), x, 0.0)
+
+
+@_pointwise("shrink", {"bias": 0.0, "lambd": 0.5}, doc="x + bias if x < -lambd, x - bias if x > lambd, else 0")
+def _shrink(node, x):
+    b, lam = node.attr("bias"), node.attr("lambd")
+    return np.where(x < -lam, x + b, np.where(x > lam, x - b, 0.0))
+
+
 @op("prelu", (1, 2), {"axis": 1, "m": (1,), "k": (0,)}, int_attrs=("axis", "m", "k"), weights=(1,),
     doc="x if x >= 0 else slope * x (slope: a constant second input broadcast against x); integer form: one "
         "input, the negative side is requant(x, m[c], k[c]) per channel c along `axis` (m < 0 for a negative "

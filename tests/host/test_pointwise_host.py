@@ -49,6 +49,13 @@ TABLES = {
     "gelu": (n("Gelu", ["x"], ["y"]), 20, lambda x: 0.5 * x * (1 + math.erf(x / math.sqrt(2)))),
     "gelu_tanh": (n("Gelu", ["x"], ["y"], approximate="tanh"), 20,
                   lambda x: 0.5 * x * (1 + math.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))),
+    "sin": (n("Sin", ["x"], ["y"]), 13, math.sin),
+    "log": (n("Log", ["x"], ["y"]), 13, lambda x: math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)),
+    "round": (n("Round", ["x"], ["y"]), 13, lambda x: float(round(x))),  # Python rounds halves to even
+    "softsign": (n("Softsign", ["x"], ["y"]), 13, lambda x: x / (1 + abs(x))),
+    "mish": (n("Mish", ["x"], ["y"]), 18, lambda x: x * math.tanh(math.log1p(_exp(x)))),
+    "shrink": (n("Shrink", ["x"], ["y"], bias=0.25, lambd=1.0), 13,
+               lambda x: x + 0.25 if x < -1 else (x - 0.25 if x > 1 else 0.0)),
 }
 EXPONENTS = [("e3", np.array(3.0, F)), ("eh", np.array(0.5, F))]
 

@@ -77,6 +77,12 @@ CASES = [
                       ("z", np.zeros((1, 7), F))], 13),
     ("where_const_mask", [n("Where", ["m", "x", "z"], ["y"])], [2, 7], [2, 7],
      [("m", np.array([True, False, True, True, False, False, True])), ("z", np.array(0.25, F))], 13),
+    *[(op.lower(), [n(op, ["x"], ["y"])], [2, 7], [2, 7], [], 18) for op in
+      ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Log", "Sign", "Floor",
+       "Ceil", "Round", "Softsign", "Mish", "Celu", "ThresholdedRelu", "Shrink")],
+    ("celu_alpha", [n("Celu", ["x"], ["y"], alpha=0.4)], [2, 7], [2, 7], [], 13),
+    ("thresholded_relu_alpha", [n("ThresholdedRelu", ["x"], ["y"], alpha=0.3)], [2, 7], [2, 7], [], 13),
+    ("shrink_attrs", [n("Shrink", ["x"], ["y"], bias=0.2, lambd=1.1)], [2, 7], [2, 7], [], 13),
     ("lrn", [n("LRN", ["x"], ["y"], size=3, alpha=0.2, beta=0.6, bias=1.5)], [2, 5, 3, 3], [2, 5, 3, 3], [], 13),
     ("lrn_defaults_even", [n("LRN", ["x"], ["y"], size=4)], [1, 6, 2, 3], [1, 6, 2, 3], [], 13),
     ("instance_norm", [n("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3)], X4, X4,
@@ -104,7 +110,7 @@ def test_op_matches_onnxruntime(tmp_path, name, nodes, ishape, oshape, inits, op
     path = save(model, tmp_path / f"{name}.onnx")
     g = verify(load_onnx(path, ishape))
     x = (rng(5).standard_normal(ishape) * 2).astype(F)
-    x.reshape(-1)[:3] = [0.0, -3.0, 3.0]  # zero (reciprocal: inf) and both signs beyond the usual range
+    x.reshape(-1)[:6] = [0.0, -3.0, 3.0, 0.5, 2.5, -1.5]  # zero (1/x: inf), large magnitudes, halves (Round)
     ours = run(g, x)[0]
     if name.endswith("even"):  # onnxruntime implements odd sizes only (and onnx.reference's LRN loops over N)
         ref = _lrn_spec(x, size=4, alpha=1e-4, beta=0.75, bias=1.0)
@@ -152,7 +158,9 @@ def test_constant_pointwise_chains_fold_and_keep_integer_types(tmp_path):
 
 def test_table_ops_are_exposed():
     expected = {"sigmoid", "tanh", "sqrt", "exp", "reciprocal", "pow", "neg", "abs", "erf", "hard_sigmoid",
-                "hard_swish", "elu", "selu", "softplus", "gelu"}
+                "hard_swish", "elu", "selu", "softplus", "gelu", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
+                "cosh", "asinh", "acosh", "atanh", "log", "sign", "floor", "ceil", "round", "softsign", "mish", "celu",
+                "thresholded_relu", "shrink"}
     assert TABLE_OPS == expected
     assert all(OPS[o].int_fn is None for o in TABLE_OPS)
     assert integer_op("gelu") == "table" and integer_op("add") == "add"
