@@ -83,6 +83,8 @@ CASES = [
     ("celu_alpha", [n("Celu", ["x"], ["y"], alpha=0.4)], [2, 7], [2, 7], [], 13),
     ("thresholded_relu_alpha", [n("ThresholdedRelu", ["x"], ["y"], alpha=0.3)], [2, 7], [2, 7], [], 13),
     ("shrink_attrs", [n("Shrink", ["x"], ["y"], bias=0.2, lambd=1.1)], [2, 7], [2, 7], [], 13),
+    ("cast_mask_to_float", [n("Greater", ["x", "z"], ["m"]), n("Cast", ["m"], ["mf"], to=TensorProto.FLOAT),
+                            n("Mul", ["x", "mf"], ["y"])], [2, 7], [2, 7], [("z", np.array(0.2, F))], 13),
     ("lrn", [n("LRN", ["x"], ["y"], size=3, alpha=0.2, beta=0.6, bias=1.5)], [2, 5, 3, 3], [2, 5, 3, 3], [], 13),
     ("lrn_defaults_even", [n("LRN", ["x"], ["y"], size=4)], [1, 6, 2, 3], [1, 6, 2, 3], [], 13),
     ("instance_norm", [n("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3)], X4, X4,
@@ -144,8 +146,15 @@ def test_comparing_masks_is_refused(tmp_path):
 
 
 def test_where_needs_a_mask(tmp_path):
-    with pytest.raises(UnsupportedOpError, match="Where with a condition that is not a bool mask"):
-        _bad(tmp_path, [n("Cast", ["x"], ["c"], to=TensorProto.BOOL), n("Where", ["c", "x", "x"], ["y"])], [])
+    """A bool graph input is an integer input (never quantised), not a mask made inside the graph."""
+    g = helper.make_graph([n("Where", ["c", "x", "x"], ["y"], name="w")], "t",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7]),
+                           helper.make_tensor_value_info("c", TensorProto.BOOL, [1, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 7])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    with pytest.raises(UnsupportedOpError, match=r"Where with a condition that is not a bool mask \(node: w\)"):
+        load_onnx(save(m, tmp_path / "w.onnx"))
 
 
 def test_constant_pointwise_chains_fold_and_keep_integer_types(tmp_path):
