@@ -83,7 +83,7 @@ ONNX_OPS = {
     "Erf": ("erf",), "Softplus": ("softplus",), "HardSwish": ("hard_swish",), "HardSigmoid": ("hard_sigmoid",),
     "Elu": ("elu",), "Selu": ("selu",), "Gelu": ("gelu",), "Pow": ("pow",), "Max": ("max",), "Min": ("min",),
     "Sum": ("add",), "PRelu": ("prelu", "leaky_relu"), "Equal": ("equal",), "Less": ("less",),
-    "Greater": ("greater",), "Not": ("not",), "And": ("and",), "Or": ("or",), "Where": ("where",),
+    "Greater": ("greater",), "LessOrEqual": ("less_equal",), "GreaterOrEqual": ("greater_equal",), "Not": ("not",), "And": ("and",), "Or": ("or",), "Where": ("where",),
     "LRN": ("lrn",), "InstanceNormalization": ("instance_norm",), "Sin": ("sin",), "Cos": ("cos",), "Tan": ("tan",),
     "Asin": ("asin",), "Acos": ("acos",), "Atan": ("atan",), "Sinh": ("sinh",), "Cosh": ("cosh",), "Asinh": ("asinh",),
     "Acosh": ("acosh",), "Atanh": ("atanh",), "Log": ("log",), "Sign": ("sign",), "Floor": ("floor",),
@@ -181,6 +181,8 @@ class _Importer:
         kind = TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
         if kind in _FLOAT_INPUT:
             return F32
+        if kind == "BOOL":
+            return BOOL  # a mask, as comparisons make inside the graph
         if kind in _INT_INPUT:
             return I32
         self.problems.add(f"input {safe_name(inp.name)!r} has element type {kind} (lbc takes float32 or integer "
@@ -326,7 +328,8 @@ class _Importer:
              "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
              "Log": "log", "Sign": "sign", "Floor": "floor", "Ceil": "ceil", "Round": "round", "Softsign": "softsign",
              "Mish": "mish", "Celu": "celu", "ThresholdedRelu": "thresholded_relu", "Shrink": "shrink"}
-    COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater"}
+    COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater", "LessOrEqual": "less_equal",
+               "GreaterOrEqual": "greater_equal"}
 
     def unsupported_reason(self, node):
         op = node.op_type
@@ -1077,7 +1080,7 @@ class _Importer:
         self._check_broadcast(ins)
         self.emit(self.COMPARE[node.op_type], nname, [self._operand(nname, i) for i in ins], out, dtype=BOOL)
 
-    op_Equal = op_Less = op_Greater = _compare
+    op_Equal = op_Less = op_Greater = op_LessOrEqual = op_GreaterOrEqual = _compare
 
     def _check_broadcast(self, ins):
         """The broadcast of several operands keeps the batch axis of the first computed one."""

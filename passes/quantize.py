@@ -380,7 +380,7 @@ class _Quantizer:
         ea, eb = self.e(a), self.e(b)
         n.attrs.update(sa=max(ea, eb) - ea, sb=max(ea, eb) - eb)
 
-    q_equal = q_less = q_greater = _compare
+    q_equal = q_less = q_greater = q_greater_equal = q_less_equal = _compare
 
     def _mask_only(self, n):
         """not/and/or: bool in, bool out; nothing to quantise."""

@@ -145,9 +145,10 @@ class _Lowering:
 
     def _compare(self, n, s, base):
         self._broadcast(n, s)
-        s.update(sa=n.attr("sa"), sb=n.attr("sb"), opcode={"equal": 0, "less": 1, "greater": 2}[n.op])
+        s.update(sa=n.attr("sa"), sb=n.attr("sb"), opcode={"equal": 0, "less": 1, "greater": 2, "greater_equal": 3,
+                                                          "less_equal": 4}[n.op])
 
-    l_equal = l_less = l_greater = _compare
+    l_equal = l_less = l_greater = l_greater_equal = l_less_equal = _compare
 
     def _logic(self, n, s, base):
         self._broadcast(n, s)

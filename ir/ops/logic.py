@@ -35,6 +35,8 @@ def _comparison(name, fn, text):
 _comparison("equal", np.equal, "==")
 _comparison("less", np.less, "<")
 _comparison("greater", np.greater, ">")
+_comparison("greater_equal", np.greater_equal, ">=")
+_comparison("less_equal", np.less_equal, "<=")
 
 
 def _logic(name, arity, fn, text):

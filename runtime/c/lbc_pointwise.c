@@ -36,7 +36,8 @@ void lbc_compare(const int8_t *a, const int8_t *b, int8_t *y, int rank, const in
     for (long i = 0; i < n; i++, step(&w, rank, shape)) {
         int64_t va = (int64_t)a[offset(&w, rank, astride)] * ((int64_t)1 << sa);
         int64_t vb = (int64_t)b[offset(&w, rank, bstride)] * ((int64_t)1 << sb);
-        y[i] = (int8_t)(op == LBC_CMP_EQ ? va == vb : op == LBC_CMP_LT ? va < vb : va > vb);
+        y[i] = (int8_t)(op == LBC_CMP_EQ ? va == vb : op == LBC_CMP_LT ? va < vb : op == LBC_CMP_GT ? va > vb
+                        : op == LBC_CMP_GE ? va >= vb : va <= vb);
     }
 }
 

@@ -13,7 +13,7 @@
 
 #include "lbc_ops.h"
 
-enum { LBC_CMP_EQ = 0, LBC_CMP_LT = 1, LBC_CMP_GT = 2 };
+enum { LBC_CMP_EQ = 0, LBC_CMP_LT = 1, LBC_CMP_GT = 2, LBC_CMP_GE = 3, LBC_CMP_LE = 4 };
 enum { LBC_LOGIC_AND = 0, LBC_LOGIC_OR = 1 };
 
 /* y = (a << sa) CMP (b << sb), a 0/1 mask. */

@@ -118,6 +118,9 @@ INTEGER_CASES = {
                      n("And", ["a", "ne"], ["ab"]), n("Or", ["ab", "b"], ["m"]), n("Exp", ["x"], ["ex"]),
                      n("Where", ["m", "ex", "g"], ["y"])],
                     [("t", np.array(-0.7, F)), ("z", np.array(0.0, F))]),
+    "where_ge_le": ([n("GlobalAveragePool", ["x"], ["g"]), n("GreaterOrEqual", ["x", "g"], ["a"]),
+                     n("LessOrEqual", ["x", "z"], ["b"]), n("Or", ["a", "b"], ["m"]), n("Where", ["m", "g", "x"], ["y"])],
+                    [("z", np.array(0.0, F))]),
     "where_const_branch": ([n("Less", ["x", "z"], ["m"]), n("Where", ["m", "big", "x"], ["y"])],
                            [("z", np.array(0.0, F)), ("big", np.array(-9.0, F))]),
 }

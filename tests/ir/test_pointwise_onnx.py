@@ -85,6 +85,9 @@ CASES = [
     ("shrink_attrs", [n("Shrink", ["x"], ["y"], bias=0.2, lambd=1.1)], [2, 7], [2, 7], [], 13),
     ("cast_mask_to_float", [n("Greater", ["x", "z"], ["m"]), n("Cast", ["m"], ["mf"], to=TensorProto.FLOAT),
                             n("Mul", ["x", "mf"], ["y"])], [2, 7], [2, 7], [("z", np.array(0.2, F))], 13),
+    ("where_ge_le", [n("GreaterOrEqual", ["x", "z"], ["a"]), n("LessOrEqual", ["x", "h"], ["b"]),
+                     n("And", ["a", "b"], ["m"]), n("Where", ["m", "x", "h"], ["y"])], [2, 7], [2, 7],
+     [("z", np.array(0.0, F)), ("h", np.array(0.5, F))], 16),
     ("lrn", [n("LRN", ["x"], ["y"], size=3, alpha=0.2, beta=0.6, bias=1.5)], [2, 5, 3, 3], [2, 5, 3, 3], [], 13),
     ("lrn_defaults_even", [n("LRN", ["x"], ["y"], size=4)], [1, 6, 2, 3], [1, 6, 2, 3], [], 13),
     ("instance_norm", [n("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3)], X4, X4,
@@ -145,16 +148,22 @@ def test_comparing_masks_is_refused(tmp_path):
         _bad(tmp_path, nodes, [("z", np.array(0, F))])
 
 
-def test_where_needs_a_mask(tmp_path):
-    """A bool graph input is an integer input (never quantised), not a mask made inside the graph."""
-    g = helper.make_graph([n("Where", ["c", "x", "x"], ["y"], name="w")], "t",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7]),
-                           helper.make_tensor_value_info("c", TensorProto.BOOL, [1, 7])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 7])])
+def test_bool_graph_input_is_a_mask(tmp_path):
+    """A bool graph input is a mask like the ones comparisons make (never quantised)."""
+    g = helper.make_graph([n("Greater", ["x", "z"], ["p"]), n("And", ["c", "p"], ["m"]), n("Neg", ["x"], ["nx"]),
+                           n("Where", ["m", "x", "nx"], ["y"])], "t",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 7]),
+                           helper.make_tensor_value_info("c", TensorProto.BOOL, [2, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7])],
+                          [helper.make_tensor("z", TensorProto.FLOAT, [], [0.1])])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
-    with pytest.raises(UnsupportedOpError, match=r"Where with a condition that is not a bool mask \(node: w\)"):
-        load_onnx(save(m, tmp_path / "w.onnx"))
+    path = save(m, tmp_path / "w.onnx")
+    graph = verify(load_onnx(path))
+    assert graph.types["c"].dtype.name == "bool"
+    feeds = {"x": rng(1).standard_normal((2, 7)).astype(F), "c": rng(2).random((2, 7)) > 0.5}
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_array_equal(run(graph, feeds)[0], ref)
 
 
 def test_constant_pointwise_chains_fold_and_keep_integer_types(tmp_path):
