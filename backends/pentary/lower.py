@@ -39,12 +39,13 @@ import numpy as np
 
 from lbc.backends.base import Namer, comment_safe
 from lbc.ir.ops import OPS
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 
 from . import isa
 
 LANES = isa.PENTS
 WEIGHT_DTYPES = {"pentary": (-2, 2), "ternary": (-1, 1), "i2": (-2, 1)}
-TABLE_OPS = frozenset({"sigmoid", "tanh"})  # activations whose integer form is a 256-entry table
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer form is the 256-entry `table`
 SUPPORTED_OPS = frozenset({"dense", "conv2d", "relu", "reshape", "argmax", "maxpool", "avgpool", "global_avgpool",
                            "add"}) | TABLE_OPS
 CHANNEL_REGS = ("P2", "P6", "P7")                          # pools and add: channel pointers
@@ -262,7 +263,7 @@ class Lowering:
         for n in self.g.nodes:
             step = {"op": n.op, "comment": comment_safe(f"{n.op} {n.name}: {', '.join(n.inputs[:1])} to "
                                                         f"{', '.join(n.outputs)}", 120)}
-            getattr(self, "l_" + n.op)(n, step)
+            getattr(self, "l_table" if n.op in TABLE_OPS else "l_" + n.op)(n, step)
             self.steps.append(step)
         return self
 
@@ -559,13 +560,12 @@ class Lowering:
         """y = lut[x + 128], one word per entry: LOAD, LOAD indexed by the value, STORE per element."""
         self.l_relu(n, s)
         label = f"lut_{len(self.luts)}"
-        self.luts.append({"label": label, "comment": comment_safe(f"{n.op} {n.name}: entry x + 128 for x = "
+        self.luts.append({"label": label, "comment": comment_safe(f"{n.attr('fn') or n.op} {n.name}: entry x + 128 for x = "
                                                                   f"-128..127", 120),
                           "lines": [", ".join(str(int(v)) for v in n.attr("table")[i:i + 16])
                                     for i in range(0, 256, 16)]})
         s.update(op="table", lut=label)
 
-    l_sigmoid = l_tanh = l_table
 
     def l_argmax(self, n, s):
         x, y = n.inputs[0], n.outputs[0]

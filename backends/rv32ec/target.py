@@ -22,6 +22,7 @@ from lbc.backends.base import Namer, Target, c_array, comment_safe, find_tool, h
 from lbc.backends.rv32ec import kernels as K
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
 from lbc.ir import patch as P
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 from lbc.ir.graph import TensorType
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +40,7 @@ STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
 # code of the runtime helper each requantising non-dense op links in (once per model)
 RQ_HELPER_FLASH = {"add": 90, "mul": 160, "global_avgpool": 70, "avgpool": 200}
 TILE_FLASH, STAGE_FLASH = 330, 160  # lbc_tile_crop/mask/place; one patch stage's loop
-TABLE_OPS = frozenset({"sigmoid", "tanh"})  # activations whose integer form is a 256-entry table
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer form is the 256-entry `table`
 LAYOUT_FLASH = {"pad": 120, "transpose": 100, "concat": 100}  # lbc_move and its callers
 
 
