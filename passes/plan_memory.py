@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from lbc.ir import patch as P
 
-MAX_TILE = 32  # tile edge lengths tried (output pixels of the stage)
+TILE_EDGES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)  # tile edges tried (stage output pixels)
 
 
 def tensor_bytes(t):
@@ -200,15 +200,15 @@ def _node_macs(g, n):
 
 def candidates(g):
     """Every (nodes, tile) patch stage worth trying: prefixes of the chains that hold a window op, each
-    tile size up to the stage output's size (MAX_TILE at most)."""
+    tile edge of TILE_EDGES below the stage output's size."""
     for chain in P.chains(g):
         for k in range(1, len(chain) + 1):
             nodes = chain[:k]
             if not any(n.op in P.WINDOW_OPS for n in nodes) or nodes[-1].op not in P.WINDOW_OPS | {"relu", "clip"}:
                 continue
             _, _, oh, ow = g.types[nodes[-1].outputs[0]].shape
-            for th in range(1, min(oh, MAX_TILE) + 1):
-                for tw in range(1, min(ow, MAX_TILE) + 1):
+            for th in [e for e in TILE_EDGES if e <= oh]:
+                for tw in [e for e in TILE_EDGES if e <= ow]:
                     if (th, tw) != (oh, ow):
                         yield nodes, (th, tw)
 
