@@ -210,8 +210,9 @@ class Firmware:
         self._blocks[(addr, size)] = b
         return b
 
-    def run(self, writes, reads, count=False):
-        """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)].
+    def run(self, writes, reads, count=False, trace=None):
+        """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)]. With count,
+        `trace(address, instructions)` (if given) is called for every executed block.
         Returns ([bytes per read], Stats)."""
         uc = self._machine()
         unicorn, rc = self._unicorn, self._rc
@@ -239,6 +240,8 @@ class Firmware:
                 elif addr == state["ret"] and "end" not in state:
                     state["end"] = (st.instructions, st.n16, st.n32, st.mem, st.taken)
                 st.instructions += b.n
+                if trace is not None:
+                    trace(addr, b.n)
                 st.n16 += b.n16
                 st.n32 += b.n32
                 st.mem += b.mem
