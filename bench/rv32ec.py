@@ -227,7 +227,7 @@ def main(argv=None):
     print(json.dumps(out["summary"], indent=2))
     print(f"wrote {args.output}")
     if bad:
-        print(f"WRONG OUTPUTS (not bit-exact with the interpreter): {', '.join(bad)}")
+        print(f"bench: outputs differ from the reference interpreter: {', '.join(bad)}", file=sys.stderr)
         return 1
     return 0
 
