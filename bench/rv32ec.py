@@ -204,7 +204,7 @@ def main(argv=None):
             out["results"][f"{ex}_{q}"] = r
             print(f"{ex} {q:8s} {r['instructions_per_inference']:>9} instr  {r['instructions_per_mac']:6.3f}/MAC  "
                   f"flash {r['flash_bytes']:>5} RAM {r['ram_bytes']:>4}", flush=True)
-            for la in r["measured_layers"]:
+            for la in r.get("measured_layers", []):
                 if la["macs"]:
                     print(f"    {la['step']:<28} {la['instructions']:>9} instr  {la['instructions_per_mac']:6.2f}/MAC")
     b4, bt = out["results"]["bitnetmcu_int4_tensor"], out["results"]["bitnetmcu_ternary_tensor"]
@@ -216,8 +216,8 @@ def main(argv=None):
         "int4_cycles_vs_bitnetmcu": round(ANCHOR["bitnetmcu_4bit_ch32v003_cycles"] / b4["est_ch32v003_cycles"], 2),
     }
     convs = {q: {f"{k} {la['step'].split(' ', 1)[1]}": la["instructions_per_mac"]
-                 for k, r in out["results"].items() if k.startswith("fashion") and r["quant"] == q
-                 for la in r["measured_layers"] if la["step"].startswith("conv2d ")} for q in ("int4", "ternary")}
+                 for k, r in out["results"].items() if k.startswith("fashion") and k.endswith(q)
+                 for la in r.get("measured_layers", []) if la["step"].startswith("conv2d ")} for q in ("int4", "ternary")}
     out["summary"]["conv_layers"] = {
         q: {"per_mac": per, "target": t, "meets": all(v <= t for v in per.values())}
         for (q, per), t in zip(convs.items(), (6, 3))}
