@@ -19,6 +19,13 @@ DEFAULT_PIPELINE = ("fold-constants", "fold-batchnorm", "fuse-activation", "quan
                     "analyze-sparsity", "plan-memory")
 
 
+# IR ops the default pipeline removes, so no target needs to emit them: op -> how.
+PIPELINE_RESOLVED = {
+    "batchnorm": "folded into the conv/dense before it (fold-batchnorm)",
+    "softmax": "at a graph output: applied by the runner after dequantising (quantize)",
+}
+
+
 class Target:
     name = "?"
     description = ""
@@ -38,6 +45,10 @@ class Target:
             self.flash_bytes = int(flash_bytes)
         if ram_bytes:
             self.ram_bytes = int(ram_bytes)
+
+    def resolved_ops(self):
+        """IR ops this target's pipeline removes before emitting (so they need no kernel): op -> how."""
+        return PIPELINE_RESOLVED
 
     def options(self):
         """Constructor options to record in the output folder's manifest (lbc.json) so `lbc run`

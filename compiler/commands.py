@@ -1,4 +1,4 @@
-"""Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets."""
+"""Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets, ops."""
 
 import sys
 import tempfile
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lbc import driver
-from lbc.errors import InternalError, LbcError, safe_name
+from lbc.errors import InternalError, LbcError, ModelError, safe_name
 
 
 def register(sub):
@@ -31,9 +31,11 @@ def register(sub):
     _target_flags(p)
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("inspect", help="ops, shapes, params, MACs and bytes per quantisation of a model")
+    p = sub.add_parser("inspect", help="ops, shapes, params, MACs and bytes per quantisation of a model, marking "
+                                       "what cannot be imported (or, with --target, emitted)")
     p.add_argument("model")
     p.add_argument("--input-shape", action="append")
+    p.add_argument("--target", help="also mark what this target cannot emit, and why")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("run", help="run a compiled folder on a batch of float inputs")
@@ -61,6 +63,10 @@ def register(sub):
     p.set_defaults(func=cmd_passes)
     p = sub.add_parser("targets", help="list the targets with their budgets and default quantisation")
     p.set_defaults(func=cmd_targets)
+    p = sub.add_parser("ops", help="which ONNX ops each target can run (from the frontend's op table and each "
+                                   "target's declaration)")
+    p.add_argument("--markdown", action="store_true", help="print docs/ops.md (the full tables with limits)")
+    p.set_defaults(func=cmd_ops)
 
 
 def _target_flags(p):
@@ -127,35 +133,112 @@ def cmd_compile(args):
 
 
 def cmd_inspect(args):
-    from lbc.frontends import load_model
+    """The graph as far as it imports - ops, shapes, params, MACs - with every node that cannot be
+    imported (or, with --target, emitted) marked; then one error listing all problems, if any."""
+    from lbc.backends import get_target
     from lbc.backends.base import packed_row_bytes
+    from lbc.errors import Problems
+    from lbc.frontends import load_model
     from lbc.ir.dtypes import QUANT_DTYPES
     from lbc.ir.ops import OPS, macs
-    g = load_model(args.model, driver.parse_shape(args.input_shape))
-    print(f"model {g.name}: input {g.inputs[0]} {list(g.types[g.inputs[0]].shape)}, "
-          f"output {', '.join(f'{o} {list(g.types[o].shape)}' for o in g.outputs)}")
-    head = f"{'node':<24} {'op':<14} {'output shape':<18} {'params':>8} {'MACs':>9}"
-    print(head)
-    print("-" * len(head))
+    path = Path(args.model)
+    shape = driver.parse_shape(args.input_shape)
+    tgt = get_target(args.target) if args.target else None
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        from lbc.frontends.onnx import inspect_onnx
+        g, problems, trace, inferred, onnx_model = inspect_onnx(path, shape)
+        inits = {i.name: int(np.prod(i.dims)) for i in onnx_model.graph.initializer}
+        onnx_nodes = list(onnx_model.graph.node)
+        head = f"{path}: cannot import (opset {next((o.version for o in onnx_model.opset_import if o.domain in ('', 'ai.onnx')), 0)})"
+    else:
+        g, problems, trace, head = load_model(path, shape), Problems(), None, f"{path}"
+    target_marks = _target_marks(g, tgt) if tgt else {}
+
+    def io(names):
+        return ", ".join(f"{safe_name(t)} {g.types[t].dtype.name}{list(g.types[t].shape)}" for t in names
+                         if t in g.types) or "-"
+    print(f"model {safe_name(g.name)}: inputs {io(g.inputs)}; outputs {io(g.outputs)}")
+    w = 24
+    header = f"{'node':<{w}} {'op':<20} {'output shape':<18} {'params':>8} {'MACs':>9}  notes"
+    print(header)
+    print("-" * len(header))
     tot_p = tot_m = 0
     wbytes = {q: 0 for q in QUANT_DTYPES}
     fbytes = 0
-    for n in g.nodes:
+    by_name = {n.name: n for n in g.nodes}
+
+    def ir_row(n):
+        nonlocal tot_p, tot_m, fbytes
         params = sum(g.consts[i].size for i in n.inputs if i in g.consts)
         mac = macs(n, [g.types[i].shape for i in n.inputs], [g.types[o].shape for o in n.outputs])
-        tot_p += params
-        tot_m += mac
-        fbytes += params * 4
+        tot_p, tot_m, fbytes = tot_p + params, tot_m + mac, fbytes + params * 4
         if 1 in OPS[n.op].weights and len(n.inputs) > 1:
-            w = g.consts[n.inputs[1]]
+            wt = g.consts[n.inputs[1]]
             for q, dt in QUANT_DTYPES.items():
-                wbytes[q] += packed_row_bytes(dt.name, int(np.prod(w.shape[1:]))) * w.shape[0]
-        print(f"{n.name[:24]:<24} {n.op:<14} {str(list(g.types[n.outputs[0]].shape)):<18} {params:>8} {mac:>9}")
-    print("-" * len(head))
-    print(f"{'total':<24} {'':<14} {'':<18} {tot_p:>8} {tot_m:>9}")
+                wbytes[q] += packed_row_bytes(dt.name, int(np.prod(wt.shape[1:]))) * wt.shape[0]
+        note = target_marks.get(n.name, "")
+        print(f"{safe_name(n.name, w):<{w}} {n.op:<20} {str(list(g.types[n.outputs[0]].shape)):<18} {params:>8} "
+              f"{mac:>9}  {note}".rstrip())
+
+    if trace is None:
+        for n in g.nodes:
+            ir_row(n)
+    else:
+        for (nname, op_type, ir_names, why), node in zip(trace, onnx_nodes):
+            if why is None:
+                for name in ir_names:
+                    ir_row(by_name[name])
+                continue
+            out_shape = inferred.get(node.output[0]) if node.output else None
+            params = sum(inits.get(i, 0) for i in node.input)
+            tot_p += params
+            print(f"{safe_name(nname, w):<{w}} {safe_name(op_type, 13) + ' (onnx)':<20} "
+                  f"{str(list(out_shape)) if out_shape is not None else '?':<18} {params:>8} {'?':>9}  "
+                  f"!! {why if why.startswith('not imported') else 'cannot import: ' + why}")
+    print("-" * len(header))
+    print(f"{'total':<{w}} {'':<20} {'':<18} {tot_p:>8} {tot_m:>9}"
+          + ("  (MACs of the imported nodes only)" if problems else ""))
     print(f"weight bytes: f32 {fbytes}, " + ", ".join(f"{q} {b}" for q, b in wbytes.items())
           + " (weights packed per row, biases and scales not included)")
+    parts = [problems.message(head)] if problems else []
+    if tgt is not None:
+        tproblems = _target_problems(g, tgt, problems)
+        print(f"target {tgt.name}: " + ("can emit this model" if not tproblems else
+                                         f"{len(tproblems)} problem(s), listed in the error"))
+        if tproblems:
+            parts.append(f"{'' if parts else f'{path}: '}target {tgt.name} cannot emit it: " + "; ".join(tproblems))
+    if parts:
+        raise ModelError("; ".join(parts))
     return 0
+
+
+def _target_marks(g, tgt):
+    """node name -> why `tgt` cannot emit it (from the target's op-support declaration)."""
+    marks = {}
+    for n in g.nodes:
+        if n.op not in tgt.ops and n.op not in tgt.resolved_ops():
+            marks[n.name] = f"!! {tgt.name} cannot emit: op {n.op} is not supported"
+    return marks
+
+
+def _target_problems(g, tgt, import_problems):
+    """What `tgt` cannot emit: its op-support and input/output declarations on the float graph;
+    when those and the import are fine, its full check() after its own pipeline (budgets, dtypes)."""
+    from lbc.errors import Problems
+    p = Problems()
+    for n in g.nodes:
+        if n.op not in tgt.ops and n.op not in tgt.resolved_ops():
+            p.add(f"target {tgt.name} does not emit op {n.op}", n.name)
+    for line in tgt.io_problems(g):
+        p.add(line)
+    if not p and not import_problems:
+        try:
+            c = driver.lower(g, tgt.name, None)
+            for line in tgt.check(c.graph):
+                p.add(line)
+        except LbcError as e:
+            p.add(str(e))
+    return p.lines()
 
 
 def cmd_run(args):
@@ -254,4 +337,10 @@ def cmd_targets(args):
         print(f"{name:<8} {t.description}")
         print(f"{'':<8} quant: {', '.join(t.quants)} (default {t.default_quant})"
               + (f"; {', '.join(budget)}" if budget else ""))
+    return 0
+
+
+def cmd_ops(args):
+    from lbc import opsupport
+    print(opsupport.markdown() if args.markdown else opsupport.text(), end="")
     return 0

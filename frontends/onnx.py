@@ -83,6 +83,8 @@ class _Importer:
         self.exp_hints = {}
         self.problems = Problems()
         self.unknown = set()  # tensors produced by nodes that could not be imported
+        self.stubs = set()  # tolerant mode: stand-ins (ONNX-inferred shapes) for tensors of such nodes
+        self.inferred = self._inferred_shapes() if tolerant else {}
         self.trace = []  # per ONNX node: (name, op_type, IR nodes it became, problem or None)
         init_names = set(self.consts)
         real_inputs = [i for i in g.input if i.name not in init_names]
@@ -192,6 +194,39 @@ class _Importer:
         self.g.nodes.append(n)
         return output
 
+    def _inferred_shapes(self):
+        """ONNX shape inference's static shapes (batch dim 1), name -> tuple; {} where it fails."""
+        import onnx
+        try:
+            model = onnx.shape_inference.infer_shapes(self.model)
+        except Exception:  # noqa: BLE001 - only a nicety for lbc inspect's listing
+            return {}
+        shapes = {}
+        for vi in list(model.graph.value_info) + list(model.graph.output):
+            dims = vi.type.tensor_type.shape.dim
+            shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (1 if i == 0 else None)
+                     for i, d in enumerate(dims)]
+            if vi.type.tensor_type.HasField("shape") and None not in shape:
+                shapes[vi.name] = tuple(shape)
+        return shapes
+
+    def _stub(self, node):
+        """Tolerant mode: let the walk go on past a node that cannot be imported. Its outputs get
+        stand-ins of their inferred shape - zeros when every input is constant (generated
+        weights), else an opaque activation - so later nodes still show their shapes, params and
+        MACs; problems found only downstream of a stand-in are not counted as the model's own."""
+        const = all(self.is_const(t) for t in node.input if t)
+        for t in node.output:
+            shape = self.inferred.get(t)
+            if not self.tolerant or not t or shape is None:
+                self.unknown.add(t)
+            elif const:
+                self.consts[t] = np.zeros(shape, dtype=np.float32)
+                self.stubs.add(t)
+            else:
+                self.g.types[t] = TensorType(F32, shape)
+                self.stubs.add(t)
+
     # -- the walk --------------------------------------------------------------------------------
     def run(self):
         """Import every node; collect every problem (unsupported ops with node names, inputs, nodes
@@ -207,6 +242,7 @@ class _Importer:
             nname = node.name or f"{node.op_type.lower()}_{i}"
             before = len(self.g.nodes)
             why = static.get(i)
+            after_stub = any(self.name(t) in self.stubs for t in node.input if t)
             if why is None and any(self.name(t) in self.unknown for t in node.input if t):
                 self.trace.append((nname, node.op_type, [], "not imported: an input comes from a node above"))
                 self.unknown.update(node.output)
@@ -219,11 +255,14 @@ class _Importer:
                 except ModelError as e:  # a converter's own one-line refusal
                     why = str(e).split("): ", 1)[-1].removesuffix(f" (nodes: {nname})")
             if why is not None:
-                self.problems.add(why, nname)
                 for n in self.g.nodes[before:]:
                     self.g.types.pop(n.outputs[0], None)
                 del self.g.nodes[before:]
-                self.unknown.update(node.output)
+                if after_stub and i not in static:  # a consequence of a problem above, not one of its own
+                    why = f"not imported: an input comes from a node above ({why})"
+                else:
+                    self.problems.add(why, nname)
+                self._stub(node)
             self.trace.append((nname, node.op_type, [n.name for n in self.g.nodes[before:]], why))
         for o in self.model.graph.output:
             t = self.name(o.name)
@@ -542,19 +581,9 @@ def load_onnx(path, input_shape=None):
 
 
 def inspect_onnx(path, input_shape=None):
-    """Import as far as possible: (partial graph, Problems, trace, inferred shapes). The trace has
-    one (node name, op type, IR node names, problem or None) per ONNX node; inferred shapes (ONNX
-    shape inference, name -> tuple) cover tensors of nodes that could not be imported."""
-    import onnx
+    """Import as far as possible, for lbc inspect: (partial graph, Problems, trace, the ONNX model).
+    The trace has one (node name, op type, IR node names, problem or None) per ONNX node."""
     model = read_onnx(path)
     imp = _Importer(model, path, input_shape, tolerant=True)
     g = imp.run()
-    shapes = {}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - shape inference is a nicety for the listing, never required
-        inferred = model
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
-    return g, imp.problems, imp.trace, shapes, model
+    return g, imp.problems, imp.trace, imp.inferred, model

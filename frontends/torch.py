@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lbc.errors import InternalError, ModelError
+from lbc.errors import InternalError, ModelError, safe_name
 from lbc.frontends.common import GraphBuilder, report_unsupported
 from lbc.ir.dtypes import I32
 
@@ -434,15 +434,11 @@ class _Converter:
             why = self.unsupported_reason(n)
             if why:
                 bad.setdefault(why, []).append(n.name)
-        report_unsupported(self.p.where, bad, "ops")
-        if len(self.p.inputs) != 1:
-            raise ModelError(f"{self.p.where}: lbc compiles models with exactly one input, this one has "
-                             f"{len(self.p.inputs)} ({', '.join(self.p.inputs)})")
-        (inp,) = self.p.inputs
-        s = self.p.shapes[inp]
-        if len(s) < 2:
-            raise ModelError(f"{self.p.where}: input {inp!r} has shape {list(s)}; lbc needs a batch axis first")
-        self.b.add_input(inp, (1,) + tuple(s[1:]))
+        other = [f"input {safe_name(inp)!r} has shape {list(self.p.shapes[inp])}; lbc needs a batch axis first"
+                 for inp in self.p.inputs if len(self.p.shapes[inp]) < 2]
+        report_unsupported(self.p.where, bad, "ops", other)
+        for inp in self.p.inputs:
+            self.b.add_input(inp, (1,) + tuple(self.p.shapes[inp][1:]))
         for n in self.p.nodes:
             self.node = n
             if n.target in IGNORED:

@@ -498,6 +498,7 @@ class NesTarget(Target):
     ops = frozenset({"dense", "relu", "reshape", "argmax"})
     flash_bytes = PRG_BYTES
     ram_bytes = RAM_BYTES
+    op_limits = {"dense": "a [1, K] input", "argmax": "a [1, N] input"}
 
     def __init__(self, flash_bytes=None, ram_bytes=None, samples=None, kernel="auto", demo=True):
         super().__init__(flash_bytes, ram_bytes)

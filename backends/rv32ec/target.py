@@ -396,6 +396,11 @@ class Rv32ecTarget(Target):
     flash_bytes = DEFAULT_FLASH
     ram_bytes = DEFAULT_RAM
     KERNELS = ("auto", "lut", "bits", "bitsp", "unrolled")  # auto: the planner picks per layer
+    op_limits = {
+        "add": "both operands activations of the output's shape (no broadcasting), operand shifts 0..16",
+        "avgpool": "one requantisation per tensor", "global_avgpool": "one requantisation per tensor",
+        "conv2d": "input and window small enough for 16-bit tap offsets",
+    }
 
     def __init__(self, flash_bytes=None, ram_bytes=None, kernel=None, samples=None):
         super().__init__(flash_bytes, ram_bytes)
