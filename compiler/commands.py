@@ -224,13 +224,8 @@ def _target_marks(g, tgt):
 def _target_problems(g, tgt, import_problems):
     """What `tgt` cannot emit: its op-support and input/output declarations on the float graph;
     when those and the import are fine, its full check() after its own pipeline (budgets, dtypes)."""
-    from lbc.errors import Problems
-    p = Problems()
-    for n in g.nodes:
-        if n.op not in tgt.ops and n.op not in tgt.resolved_ops():
-            p.add(f"target {tgt.name} does not emit op {n.op}", n.name)
-    for line in tgt.io_problems(g):
-        p.add(line)
+    from lbc.opsupport import declared_problems
+    p = declared_problems(g, tgt)
     if not p and not import_problems:
         try:
             c = driver.lower(g, tgt.name, None)

@@ -13,7 +13,7 @@ import numpy as np
 
 from lbc import __version__
 from lbc.backends import get_target
-from lbc.errors import LbcError, TargetError
+from lbc.errors import LbcError, TargetError, UnsupportedOpError
 from lbc.frontends import load_model
 from lbc.ir.dtypes import QUANT_DTYPES, dtype
 from lbc.ir.ops import OPS, macs
@@ -187,10 +187,7 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     tgt = get_target(target, **(target_options or {}))
     quant = quant or tgt.default_quant
     check_quant(quant, tgt)
-    if isinstance(model, (str, Path)):
-        fg = load_model(model, input_shape)
-    else:
-        fg = model
+    fg = load_for(model, input_shape, tgt) if isinstance(model, (str, Path)) else model
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, fg)
     elif calibration is not None:
@@ -199,6 +196,24 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     names = passes if passes is not None else tgt.pipeline(quant)
     g = run_pipeline(fg, names, ctx, dump_after=dump_after, on_dump=on_dump)
     return Compiled(g, fg, tgt, quant, ctx.warnings)
+
+
+def load_for(path, input_shape, tgt):
+    """Import a model file for target `tgt`. When the import fails, the one error also names what
+    `tgt` could not emit in the part that does import (the ONNX importer goes on past problems), so
+    a user sees every problem at once."""
+    try:
+        return load_model(path, input_shape)
+    except UnsupportedOpError as e:
+        if Path(path).suffix.lower() != ".onnx":
+            raise
+        from lbc.frontends.onnx import inspect_onnx
+        from lbc.opsupport import declared_problems
+        g = inspect_onnx(Path(path), input_shape)[0]
+        more = declared_problems(g, tgt)
+        if not more:
+            raise
+        raise UnsupportedOpError(f"{e}; and target {tgt.name} cannot emit: " + "; ".join(more.lines())) from None
 
 
 def layer_table(c):

@@ -46,6 +46,19 @@ def ir_matrix(targets=TARGETS):
     return rows
 
 
+def declared_problems(graph, target):
+    """What `target` declares it cannot emit in a (float or integer) graph: undeclared ops with
+    their nodes, and inputs/outputs beyond its declaration. A `Problems`."""
+    from lbc.errors import Problems
+    p = Problems()
+    for n in graph.nodes:
+        if n.op not in target.ops and n.op not in target.resolved_ops():
+            p.add(f"target {target.name} does not emit op {n.op}", n.name)
+    for line in target.io_problems(graph):
+        p.add(line)
+    return p
+
+
 def _cell(status, missing):
     return f"partial (no {', '.join(missing)})" if status == PARTIAL else status
 

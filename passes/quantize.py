@@ -121,16 +121,25 @@ class Quantize:
 
 
 def _strip_output_softmax(g):
-    """Remove softmaxes that produce graph outputs; meta["output_softmax"] maps the new output
-    tensor's name to the softmax axis, which runners apply after dequantising."""
+    """Remove softmaxes that produce graph outputs; the output keeps its name (the softmax input
+    is renamed to it) and meta["output_softmax"] maps it to the softmax axis, which runners apply
+    after dequantising."""
     prod = g.producers()
     users = g.consumers()
-    for i, o in enumerate(g.outputs):
+    for o in list(g.outputs):
         p = prod.get(o)
-        if p is not None and p.op == "softmax" and not users.get(o) and p.inputs[0] not in g.outputs:
-            g.outputs[i] = p.inputs[0]
-            g.meta.setdefault("output_softmax", {})[p.inputs[0]] = int(p.attr("axis"))
-            g.nodes.remove(p)
+        if p is None or p.op != "softmax" or users.get(o):
+            continue
+        src = p.inputs[0]
+        if src in g.inputs or src in g.outputs or len(users.get(src, [])) != 1 or src not in prod:
+            continue
+        g.nodes.remove(p)
+        prod[src].outputs[prod[src].outputs.index(src)] = o
+        g.types[o] = g.types.pop(src)
+        hints = g.meta.get("exp_hints")
+        if hints and src in hints:
+            g.meta["exp_hints"] = {(o if k == src else k): v for k, v in hints.items()}
+        g.meta.setdefault("output_softmax", {})[o] = int(p.attr("axis"))
 
 
 class _Quantizer:

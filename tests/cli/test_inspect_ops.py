@@ -183,3 +183,14 @@ def test_check_refuses_exactly_the_undeclared_ops(tmp_path):
         text = "\n".join(tgt.check(c.graph) if t != "rv32ec" else type(tgt).__mro__[1].check(tgt, c.graph))
         refused = set(re.findall(r"op (\w+) is not supported by target", text))
         assert refused == used - set(tgt.ops), t
+
+
+def test_compile_lists_import_and_target_problems_together(tmp_path):
+    p = save(typed_model([n("MatMul", ["x", "w"], ["h"], name="fc"), n("Hardmax", ["h"], ["hm"], name="hm"),
+                          n("Sigmoid", ["x2"], ["s"], name="sig")],
+                         [("x", [1, 4], F), ("x2", [1, 5], F)], [("hm", [1, 5], F), ("s", [1, 5], F)],
+                         [("w", rng(1).standard_normal((4, 5)).astype(np.float32))]), tmp_path / "m.onnx")
+    msg = assert_user_error(lbc("compile", p, "--target", "rv32ec", "-o", tmp_path / "o"),
+                            "unsupported op Hardmax (node: hm)", "and target rv32ec cannot emit:",
+                            "does not emit op sigmoid (node: sig)", "at most 1 input(s); this one has 2 (x, x2)")
+    assert msg.count("\n") == 0
