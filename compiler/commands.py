@@ -145,11 +145,11 @@ def cmd_inspect(args):
     shape = driver.parse_shape(args.input_shape)
     tgt = get_target(args.target) if args.target else None
     if path.suffix.lower() == ".onnx" and path.is_file():
-        from lbc.frontends.onnx import inspect_onnx
+        from lbc.frontends.onnx import inspect_onnx, opset_of
         g, problems, trace, inferred, onnx_model = inspect_onnx(path, shape)
         inits = {i.name: int(np.prod(i.dims)) for i in onnx_model.graph.initializer}
         onnx_nodes = list(onnx_model.graph.node)
-        head = f"{path}: cannot import (opset {next((o.version for o in onnx_model.opset_import if o.domain in ('', 'ai.onnx')), 0)})"
+        head = f"{path}: cannot import (opset {opset_of(onnx_model)})"
     else:
         g, problems, trace, head = load_model(path, shape), Problems(), None, f"{path}"
     target_marks = _target_marks(g, tgt) if tgt else {}
@@ -214,11 +214,8 @@ def cmd_inspect(args):
 
 def _target_marks(g, tgt):
     """node name -> why `tgt` cannot emit it (from the target's op-support declaration)."""
-    marks = {}
-    for n in g.nodes:
-        if n.op not in tgt.ops and n.op not in tgt.resolved_ops():
-            marks[n.name] = f"!! {tgt.name} cannot emit: op {n.op} is not supported"
-    return marks
+    from lbc.opsupport import emits
+    return {n.name: f"!! {tgt.name} cannot emit: op {n.op} is not supported" for n in g.nodes if not emits(tgt, n.op)}
 
 
 def _target_problems(g, tgt, import_problems):

@@ -12,13 +12,18 @@ TARGETS = ("host", "rv32ec", "nes", "pentary")
 YES, PARTIAL, NO, IMPORT = "yes", "partial", "no", "import"
 
 
+def emits(target, ir_op):
+    """Whether `target` declares `ir_op`, or its pipeline removes the op before emitting."""
+    return ir_op in target.ops or ir_op in target.resolved_ops()
+
+
 def target_support(ir_ops, target):
     """(status, missing IR ops) of an ONNX op that may become `ir_ops` on `target`: import (evaluated
     at import, nothing to emit), yes (every IR op is emitted or removed by the pipeline), partial
     (some forms only: the missing IR ops are listed) or no."""
     if not ir_ops:
         return IMPORT, ()
-    missing = tuple(op for op in ir_ops if op not in target.ops and op not in target.resolved_ops())
+    missing = tuple(op for op in ir_ops if not emits(target, op))
     if not missing:
         return YES, ()
     return (NO if len(missing) == len(ir_ops) else PARTIAL), missing
@@ -52,7 +57,7 @@ def declared_problems(graph, target):
     from lbc.errors import Problems
     p = Problems()
     for n in graph.nodes:
-        if n.op not in target.ops and n.op not in target.resolved_ops():
+        if not emits(target, n.op):
             p.add(f"target {target.name} does not emit op {n.op}", n.name)
     for line in target.io_problems(graph):
         p.add(line)
