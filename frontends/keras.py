@@ -15,8 +15,8 @@ so the usual Conv -> Flatten -> Dense costs no transpose. Outputs are returned i
 
 Layers: Dense, Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
 Flatten, Reshape, BatchNormalization, ReLU, LeakyReLU, Softmax, Activation, Dropout, Add, Rescaling,
-InputLayer; Sequential and Functional models with one input and one output. Every unsupported layer
-is reported at once with its name.
+InputLayer; Sequential models and Functional models with any number of inputs and outputs. Every problem
+(unsupported layers with their names, input shapes) is reported at once.
 """
 
 import io
