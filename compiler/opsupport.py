@@ -77,6 +77,7 @@ def text(targets=TARGETS):
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
     lines.append("import: evaluated when the model is imported (constants, shapes) or an alias; nothing to emit.")
+    lines.append("Any node whose inputs are all constants is evaluated at import, whatever the op and target.")
     lines.append("partial: only the forms that do not need the listed IR ops (see lbc ops --markdown for limits).")
     return "\n".join(lines) + "\n"
 
@@ -89,7 +90,8 @@ def markdown(targets=TARGETS):
            "Do not edit: regenerate (`lbc ops --markdown > docs/ops.md`); a test checks it is current.", "",
            "## ONNX ops by target", "",
            "`import`: evaluated at import (constant folding, shapes) or an alias of its input - nothing to emit. "
-           "`partial`: the forms that need the listed IR ops cannot be emitted. The frontend may still refuse "
+           "`partial`: the forms that need the listed IR ops cannot be emitted. Any node whose inputs are all "
+           "constants is evaluated at import, whatever the op and target. The frontend may still refuse "
            "some attributes of an op (it names them in its error).", "",
            "| ONNX op | IR ops | " + " | ".join(targets) + " |",
            "|---|---|" + "---|" * len(targets)]
@@ -115,6 +117,11 @@ def markdown(targets=TARGETS):
         out += ["", "Removed by the pipeline:", ""] + [f"- **{op}**: {how}" for op, how in removed]
     if notes:
         out += ["", "Limits:", ""] + [f"{i}. {n[2:]}" for i, n in enumerate(notes, 1)]
+    from lbc.backends.base import EMITTED_ATTRS
+    if EMITTED_ATTRS:
+        out += ["", "Attribute values the targets' kernels implement (other values run in the interpreter "
+                "only and are refused by every target's check):", ""]
+        out += [f"- **{op}**: {attr} = {value!r}" for (op, attr), value in sorted(EMITTED_ATTRS.items())]
     io = [get_target(t) for t in targets]
     out += ["", "## Inputs and outputs", "", "| target | inputs | outputs | integer inputs (token ids) |",
             "|---|---|---|---|"]

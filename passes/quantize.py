@@ -149,10 +149,17 @@ class _Quantizer:
     def e(self, name):
         return self.exps[name]
 
+    # ops with no q_ method: their integer output keeps the input scale (selections and moves)
+    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool"})
+
     def node(self, n):
         if all(not self.g.types[i].dtype.is_float for i in n.inputs if not self.g.is_const(i)):
             return  # an integer data path (token ids through a reshape): not quantised
-        getattr(self, "q_" + n.op, self.q_same_exp)(n)
+        fn = getattr(self, "q_" + n.op, None)
+        if fn is None and n.op not in self.KEEP_EXP:
+            raise LbcError(f"cannot quantise {n.op} node {n.name!r}: lbc has no integer form for {n.op} yet "
+                           f"(the float graph runs it; the integer targets cannot)")
+        (fn or self.q_same_exp)(n)
 
     # ops whose output keeps the input scale
     def q_same_exp(self, n):
@@ -262,6 +269,41 @@ class _Quantizer:
     def q_global_avgpool(self, n):
         cnt = int(np.prod(self.g.types[n.inputs[0]].shape[2:]))
         self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
+
+    def q_resize(self, n):
+        if n.attr("mode") != "nearest":
+            raise LbcError(f"cannot quantise resize node {n.name!r}: only nearest resizing has an integer form")
+        self.q_same_exp(n)
+
+    def _reduce_sum(self, n, count_divides):
+        cnt = int(np.prod([self.g.types[n.inputs[0]].shape[a] for a in n.attr("axes")]))
+        real = 2.0**-self.e(n.inputs[0]) / (cnt if count_divides else 1) / 2.0**-self.e(n.outputs[0])
+        self._requant(n, real, 128 * cnt)
+
+    def q_reduce_sum(self, n):
+        self._reduce_sum(n, False)
+
+    def q_reduce_mean(self, n):
+        self._reduce_sum(n, True)
+
+    def q_matmul(self, n):
+        n.inputs = [self._activation(i, n) for i in n.inputs]
+        ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
+        k = self.g.types[n.inputs[0]].shape[-1]
+        self._requant(n, 2.0**(self.e(n.outputs[0]) - ea - eb), 128 * 128 * k)
+
+    def q_fake_quant(self, n):
+        """A Q/DQ pair on lbc's own grid (scale 2**-exp, zero point 0, int8 range) is what the integer
+        graph does anyway: the pair disappears. Other Q/DQ pairs have no integer form."""
+        e = self.e(n.inputs[0])
+        if (n.attr("scale") != (2.0**-e,) or n.attr("zero_point") != (0.0,) or
+                (n.attr("qmin"), n.attr("qmax")) != (-128, 127)):
+            raise LbcError(f"cannot quantise the QuantizeLinear/DequantizeLinear pair {n.name!r}: lbc implements "
+                           f"pairs with one power-of-two scale, zero point 0 and int8 values")
+        self.exps[n.outputs[0]] = e
+        for m in self.g.nodes:
+            m.inputs = [n.inputs[0] if i == n.outputs[0] else i for i in m.inputs]
+        self.g.outputs = [n.inputs[0] if o == n.outputs[0] else o for o in self.g.outputs]
 
     def q_add(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]

@@ -187,7 +187,7 @@ class HostTarget(Target):
     name = "host"
     description = "portable C99 for the build machine (the reference C backend)"
     default_quant = "int8"
-    ops = frozenset(op for op, d in OPS.items() if d.int_fn is not None or d.layout)
+    ops = frozenset(op for op, d in OPS.items() if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op))
 
     max_inputs = None
     max_outputs = None

@@ -140,7 +140,9 @@ def test_inspect_target_runs_the_full_check(tmp_path, capsys):
 
 def test_op_table_and_converters_agree():
     converters = {name[3:] for name, _ in pyinspect.getmembers(_Importer, callable) if name.startswith("op_")}
-    assert converters == set(ONNX_OPS)
+    assert converters <= set(ONNX_OPS), converters - set(ONNX_OPS)  # every converter is in the table
+    folded = {op for op, ir in ONNX_OPS.items() if not ir}
+    assert set(ONNX_OPS) - converters <= folded  # a row without a converter is evaluated at import
     for onnx_op, ir_ops in ONNX_OPS.items():
         assert set(ir_ops) <= set(OPS), onnx_op
     for t in opsupport.TARGETS:
@@ -156,7 +158,7 @@ def test_lbc_ops_matrix(capsys):
     assert set(rows) == set(ONNX_OPS)
     # derived from the declarations: nes emits dense but not conv2d; host emits all; Shape is folded at import
     assert rows["Gemm"][-4:] == ["yes", "yes", "yes", "yes"]
-    assert rows["Conv"][1:] == ["yes", "yes", "no", "yes"]
+    assert rows["Transpose"][1:] == ["yes", "no", "no", "no"]
     assert rows["Shape"] == ["-", "import", "import", "import", "import"]
     for op, ir, cells in opsupport.matrix():
         for t, (status, missing) in cells.items():
