@@ -26,7 +26,7 @@ from lbc.backends.base import Namer, Target, comment_safe, header_lines, templat
 from lbc.backends.nes import lower as L
 from lbc.backends.nes import window as WK
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
-from lbc.ir.ops import OPS
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 from lbc.ir.quant import quantize_input, rounding_shift
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ SYNTHETIC_SAMPLES = 4  # without --samples: deterministic random inputs
 WEIGHT_DTYPES = ("ternary", "pentary", "i2", "i4")
 UNSIGNED_OPS = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add"})  # read u = x + o
 # int8 -> int8 through the node's 256-entry `table` (the generic integer form of pointwise functions)
-TABLE_OPS = frozenset(n for n in ("sigmoid", "tanh", "table") if n in OPS)
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer form is `table`
 SUPPORTED_OPS = frozenset({"dense", "relu", "reshape", "argmax", "conv2d", "maxpool", "avgpool", "global_avgpool",
                            "add", "concat"}) | TABLE_OPS
 CYCLES_NTSC_FRAME = 29780
@@ -83,6 +83,7 @@ class LayerPlan:
     allowed: list = field(default_factory=list)
     positions: int = 1  # window kernels: output positions the code runs at
     macs: int | None = None  # multiply-accumulates per inference (None: K * M, a dense layer)
+    fused: object = None  # window kernels: the max pooling fused into this convolution
     shape: str = ""  # what the layer maps, for comments and the report (window kernels)
 
 
@@ -356,23 +357,30 @@ class Lowering:
         geo = WK.Geometry(C, H, W, kh, kw, st[0], st[1], 1, 1, pads)
         return geo, np.ones((C, 1, kh, kw), np.int64), np.zeros(C, np.int64), C, "pool"
 
-    def plan_window(self, idx, n):
+    def plan_window(self, idx, n, pool=None):
         """conv2d / avgpool / global_avgpool: per output channel a proven 16-bit chain over the window,
-        in a loop over the output positions (see window.py)."""
+        in a loop over the output positions (see window.py). `pool`: a max pooling (kernel = stride, no
+        padding) that reads only this layer's output, fused: the requantisation is monotone, so the
+        maximum of the raw sums over each pooling window is requantised once (lp.fused says whether
+        it was; channels that need 24 bits are not fused)."""
         g = self.g
         x, out = n.inputs[0], n.outputs[0]
         geo, w, b, group, dtype = self._window_geometry(n)
         M, cg = w.shape[:2]
         mg = M // group
+        kp = pool.attr("kernel")[0] if pool is not None else 1
+        PH, PW = geo.OH // kp, geo.OW // kp
         lp = LayerPlan(n, f"lbc_L{idx}", cg * geo.kh * geo.kw, M, int(np.count_nonzero(w)),
-                       int(w.size - np.count_nonzero(w)), dtype, positions=geo.OH * geo.OW)
-        lp.macs = lp.positions * int(w.size)
-        lp.shape = f"{geo.C}x{geo.H}x{geo.W} -> {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
+                       int(w.size - np.count_nonzero(w)), dtype, positions=PH * kp * PW * kp)
+        lp.fused = pool
+        lp.macs = geo.OH * geo.OW * int(w.size)
+        lp.shape = (f"{geo.C}x{geo.H}x{geo.W} -> {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
+                    + (f", then max pooling {kp}x{kp} -> {M}x{PH}x{PW}" if pool is not None else ""))
         probs = geo.problems(f"{n.op} {n.name}")
         if probs:
             self.problems += probs
             return lp
-        si, so = self.store[x], self.store[out]
+        si, so = self.store[x], self.store[pool.outputs[0] if pool is not None else out]
         ul, uh = si.urange
         if geo.padded:  # the padding bytes hold the stored 0
             ul, uh = min(ul, si.o), max(uh, si.o)
@@ -381,16 +389,18 @@ class Lowering:
         ms = np.broadcast_to(np.asarray(n.attr("m"), dtype=np.int64), (M,))
         ks = np.broadcast_to(np.asarray(n.attr("k"), dtype=np.int64), (M,))
         lo, hi = n.attr("lo"), n.attr("hi")
+        subs = [a * geo.sh * geo.Wp + c * geo.sw for a in range(kp) for c in range(kp)]  # pooled positions
         chans = []
         for m in range(M):
             gi = m // mg
             vec = w[m].reshape(-1)
-            locs = [L.Loc(f"{src}+{geo.tap(gi * cg + c, i, j)}", False, y=True)
-                    for c in range(cg) for i in range(geo.kh) for j in range(geo.kw)]
+            taps = [geo.tap(gi * cg + c, i, j) for c in range(cg) for i in range(geo.kh) for j in range(geo.kw)]
             parts = WK.split_chains(vec, ul, uh)
             if parts is None:
                 self.problems.append(f"{n.op} {n.name}: output channel {m} needs more than a 24-bit accumulator")
                 return lp
+            if pool is not None and len(parts) > 1:
+                return self.plan_window(idx, n)  # the fused maximum compares 16-bit sums
             off, rmin, rmax = (sum(pt[k] for pt in parts) for k in (3, 4, 5))
             Kb = int(b[m]) - si.o * int(vec.sum())
             try:
@@ -399,8 +409,8 @@ class Lowering:
                 self.problems.append(f"{n.op} {n.name}: output channel {m}: {e}")
                 return lp
             L.verify_requant(rq, rmin, rmax, Kb - off, int(ms[m]), int(ks[m]), lo, hi, so.o)
-            chains = [(planes, X0, locs) for _, planes, X0, *_ in parts if planes]  # an all-zero run adds 0
-            chans.append((chains, len(parts) > 1, rq, rmin, rmax, Kb - off))
+            chains = [(planes, X0) for _, planes, X0, *_ in parts if planes]  # an all-zero run adds 0
+            chans.append((chains, taps, len(parts) > 1, rq, rmin, rmax, Kb - off))
         for call in (False, True):
             code, body = L.Code(), L.Code()
             if geo.padded:
@@ -408,42 +418,69 @@ class Lowering:
             adds = chain_bytes = 0
             cyc = 0.0
             acc24 = False
-            for m, (parts, wide, rq, rmin, rmax, K) in enumerate(chans):
+            for m, (parts, taps, wide, rq, rmin, rmax, K) in enumerate(chans):
                 lab = f"{lp.name}n{m}"
                 acc24 |= wide
                 body.comment(f"channel {m}: raw in [{rmin}, {rmax}], acc = raw {'+' if K >= 0 else '-'} {abs(K)}"
-                             + (f", {len(parts)} chains summed into 24 bits" if wide else ""))
+                             + (f", {len(parts)} chains summed into 24 bits" if wide else "")
+                             + (f", the maximum over {len(subs)} positions" if len(subs) > 1 else ""))
                 if rq.kind != "const" and parts:
                     body.zp("ldy", L.Tmp.ip)
                     before = body.size
-                    for pi, (planes, X0, locs) in enumerate(parts):
-                        L.emit_unrolled_neuron(body, planes, X0, locs)
-                        n_adds = sum(len(t) for _, t in planes)
-                        adds += n_adds
-                        cyc += 7.3 * n_adds + 15 + 30 * (len(planes) - 1)
-                        if wide:
-                            WK.emit_sum24(body, first=pi == 0)
+                    for si_, sub in enumerate(subs):
+                        locs = [L.Loc(f"{src}+{t + sub}", False, y=True) for t in taps]
+                        for pi, (planes, X0) in enumerate(parts):
+                            L.emit_unrolled_neuron(body, planes, X0, locs)
+                            n_adds = sum(len(t) for _, t in planes)
+                            adds += n_adds
+                            cyc += 7.3 * n_adds + 15 + 30 * (len(planes) - 1)
+                            if wide:
+                                WK.emit_sum24(body, first=pi == 0)
+                        if len(subs) > 1:
+                            if si_ == 0:
+                                body.zp("sta", L.Tmp.t0)
+                                body.zp("stx", L.Tmp.t1)
+                            else:
+                                WK.emit_max16(body, si_ == len(subs) - 1, f"{lab}_x{si_}")
+                            cyc += 12
                     chain_bytes += body.size - before
-                L.emit_requant(body, rq, L.Loc(f"lbc_arena+{so.off + m * lp.positions}", False, y=True), lab,
+                L.emit_requant(body, rq, L.Loc(f"lbc_arena+{so.off + m * PH * PW}", False, y=True), lab,
                                raw24=wide and rq.kind != "const", call=call, store_y=L.Tmp.op)
                 cyc += _est_requant_cycles(rq) + 6 + (32 if call and rq.kind == "multiply" else 0)
-            WK.emit_position_loop(code, geo, body, lp.name)
-            mul = any(rq.kind == "multiply" for _, _, rq, *_ in chans)
-            shl = {L.shift_table_used(rq.k, call) for _, _, rq, *_ in chans if rq.kind == "multiply"} - {None}
-            lp.variants["window_call" if call else "window"] = {
+            WK.emit_position_loop(code, geo, body, lp.name, kp)
+            mul = any(rq.kind == "multiply" for _, _, _, rq, *_ in chans)
+            shl = {L.shift_table_used(rq.k, call) for _, _, _, rq, *_ in chans if rq.kind == "multiply"} - {None}
+            lp.variants[("fused" if pool is not None else "window") + ("_call" if call else "")] = {
                 "code": code, "sub": L.Code(), "data": [], "bytes": code.size, "acc_bits": 24 if acc24 else 16,
-                "cycles": lp.positions * (cyc + 25) + (geo.C * geo.plane * 12 if geo.padded else 0),
-                "mul": mul, "call": call and mul, "adds": adds * lp.positions, "chain_bytes": chain_bytes,
-                "weight_adds": adds, "shl": shl}
+                "cycles": PH * PW * (cyc + 25) + (geo.C * geo.plane * 12 if geo.padded else 0),
+                "mul": mul, "call": call and mul, "adds": adds * PH * PW, "chain_bytes": chain_bytes,
+                "weight_adds": adds // len(subs), "shl": shl}
+        if pool is not None:  # the alternative (less ROM): the plain convolution, then the max pooling
+            plain, mp = self.plan_window(idx, n), self.plan_maxpool(idx, pool, f"{lp.name}m")
+            for name, v in plain.variants.items():
+                code = L.Code()
+                code.extend(v["code"])
+                code.extend(mp.variants["max"]["code"])
+                lp.variants[name] = {**v, "code": code, "bytes": code.size, "cycles": v["cycles"] +
+                                     mp.variants["max"]["cycles"]}
         return lp
 
-    def plan_maxpool(self, idx, n):
+    def _fusable_pool(self, n, users):
+        """A max pooling that alone reads this convolution's output, kernel = stride, no padding."""
+        out = n.outputs[0]
+        if out in self.g.outputs or len(users.get(out, [])) != 1:
+            return False
+        p = users[out][0]
+        k, st = p.attr("kernel"), p.attr("strides")
+        return p.op == "maxpool" and k[0] == k[1] == st[0] == st[1] and not any(p.attr("pads"))
+
+    def plan_maxpool(self, idx, n, name=None):
         g = self.g
         x, out = n.inputs[0], n.outputs[0]
         _, C, H, W = g.types[x].shape
         (kh, kw), st = n.attr("kernel"), n.attr("strides")
         geo = WK.Geometry(C, H, W, kh, kw, st[0], st[1], 1, 1, tuple(n.attr("pads")))
-        lp = LayerPlan(n, f"lbc_L{idx}", kh * kw, C, 0, 0, "max", positions=geo.OH * geo.OW)
+        lp = LayerPlan(n, name or f"lbc_L{idx}", kh * kw, C, 0, 0, "max", positions=geo.OH * geo.OW)
         lp.macs = 0
         lp.shape = f"{C}x{H}x{W} -> {C}x{geo.OH}x{geo.OW}, window {kh}x{kw}"
         probs = geo.problems(f"maxpool {n.name}")
@@ -641,6 +678,7 @@ class Lowering:
     # -------------------------------------------------------------------- whole graph
     def run(self):
         g = self.g
+        users, fused = g.consumers(), {}
         for n in g.nodes:
             if n.op not in SUPPORTED_OPS:
                 continue  # reported by check (Target.check)
@@ -654,6 +692,10 @@ class Lowering:
                     self.problems.append(f"dense {n.name}: weights of dtype {dt} are not supported on the NES target")
                     continue
                 lp = self.plan_dense(len(self.layers), n)
+            elif n.op == "maxpool" and n.name in fused:
+                self.steps.append({"op": "maxpool", "code": L.Code(), "node": n, "data": [],
+                                   "comment": f"maxpool {n.name}: with {fused[n.name].name} (fused, or right after it)"})
+                continue
             elif n.op in ("conv2d", "avgpool", "global_avgpool", "maxpool", "add"):
                 if n.op == "conv2d" and g.types[n.inputs[1]].dtype.name not in WEIGHT_DTYPES:
                     self.problems.append(f"conv2d {n.name}: weights of dtype {g.types[n.inputs[1]].dtype.name} are "
@@ -663,8 +705,13 @@ class Lowering:
                     self.problems.append(f"{n.op} {n.name}: input shape {list(g.types[n.inputs[0]].shape)}; the NES "
                                          f"target takes [1, C, H, W]")
                     continue
-                plan = {"maxpool": self.plan_maxpool, "add": self.plan_add}.get(n.op, self.plan_window)
-                lp = plan(len(self.layers), n)
+                if n.op == "conv2d" and self._fusable_pool(n, users):
+                    lp = self.plan_window(len(self.layers), n, users[n.outputs[0]][0])
+                    if lp.fused is not None:
+                        fused[lp.fused.name] = n
+                else:
+                    plan = {"maxpool": self.plan_maxpool, "add": self.plan_add}.get(n.op, self.plan_window)
+                    lp = plan(len(self.layers), n)
             else:
                 data = []
                 self.steps.append({"op": n.op, "code": self.small_step(n, data), "node": n, "data": data})
@@ -939,7 +986,7 @@ class NesTarget(Target):
                 lines, off, p1, n1 = L.layout(s["code"], off)
                 data.extend(s["data"])
                 steps.append({"op": s["op"] if s["op"] in ("relu", "reshape", "argmax") else "code", "label": None,
-                              "lines": lines, "comment": comment_safe(f"{s['op']} {s['node'].name}")})
+                              "lines": lines, "comment": comment_safe(s.get("comment", f"{s['op']} {s['node'].name}"))})
             pad, nops = pad + p1, nops + n1
         tail.extend(routines)
         tail.extend(low.table_code())
@@ -1000,11 +1047,11 @@ class NesTarget(Target):
             per_add = v["chain_bytes"] / v["adds"]
             row["zeros_saved"] = {"rom_bytes": int(round(lp.zeros * per_add * v["adds"] / max(lp.nnz, 1))),
                                   "cycles": int(round(lp.zeros * 6.3 * v["adds"] / max(lp.nnz, 1)))}
-        elif lp.kernel.startswith("window") and v["weight_adds"]:  # a zero weight emits no add at any position
+        elif lp.kernel.startswith(("window", "fused")) and v["weight_adds"]:  # a zero weight emits no add at any position
             per_add = v["chain_bytes"] / v["weight_adds"]
             row["zeros_saved"] = {"rom_bytes": int(round(lp.zeros * per_add)),
                                   "cycles": int(round(lp.zeros * 7.3 * lp.positions))}
-        elif lp.kernel in ("max", "add", "add_call") or lp.kernel.startswith("window"):
+        elif lp.kernel in ("max", "add", "add_call") or lp.kernel.startswith(("window", "fused")):
             row["zeros_saved"] = {"rom_bytes": 0, "cycles": 0}
         elif lp.kernel.startswith("table"):  # a table lookup costs the same whatever the weights
             row["zeros_saved"] = {"rom_bytes": 0, "cycles": 0}

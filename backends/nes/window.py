@@ -120,32 +120,34 @@ def emit_pad_copy(c, g, src, fill, lab):
         c.br("bne", f"{lab}_r{ch}")
 
 
-def emit_position_loop(c, g, body, lab):
+def emit_position_loop(c, g, body, lab, pool=1):
     """for each output position (row-major): body, with lbc_ip = the window's input offset and lbc_op =
-    the output offset. `body` is a Code; it may clobber A, X, Y."""
-    single = g.OH * g.OW == 1
+    the output offset. `body` is a Code; it may clobber A, X, Y. `pool` > 1: the positions of a fused
+    max pooling (pool x pool windows of output positions, stride pool): every pool-th position."""
+    OH, OW, sh, sw = g.OH // pool, g.OW // pool, g.sh * pool, g.sw * pool
+    single = OH * OW == 1
     c.imm("lda", 0)
     c.zp("sta", Tmp.ip)
     c.zp("sta", Tmp.op)
     if single:
         c.extend(body)
         return
-    c.imm("lda", g.OH)
+    c.imm("lda", OH)
     c.zp("sta", Tmp.rc)
     c.label(f"{lab}_row")
-    c.imm("lda", g.OW)
+    c.imm("lda", OW)
     c.zp("sta", Tmp.cc)
     c.label(f"{lab}_col")
     c.extend(body)
     c.zp("inc", Tmp.op)
     c.zp("lda", Tmp.ip)
     c.imp("clc")
-    c.imm("adc", g.sw)
+    c.imm("adc", sw)
     c.zp("sta", Tmp.ip)
     c.zp("dec", Tmp.cc)
     c.br("beq", "*+5")
     c.jmp(f"{lab}_col")
-    step = (g.sh * g.Wp - g.OW * g.sw) & 0xFF
+    step = (sh * g.Wp - OW * sw) & 0xFF
     if step:
         c.zp("lda", Tmp.ip)
         c.imp("clc")
@@ -212,3 +214,28 @@ def emit_sum24(c, first):
     c.zp("sta", Tmp.a1)
     c.br("bcc", "*+4")
     c.zp("inc", Tmp.a2)
+
+
+def emit_max16(c, last, lab):
+    """Fused max pooling: keep the larger of X:A and the running maximum (lbc_t1:lbc_t0, unsigned 16-bit).
+    Before the last window position: the maximum goes to lbc_t1:t0; at the last: it is left in X:A."""
+    if not last:
+        c.zp("cpx", Tmp.t1)
+        c.br("bcc", f"{lab}_k")
+        c.br("bne", f"{lab}_n")
+        c.zp("cmp", Tmp.t0)
+        c.br("bcc", f"{lab}_k")
+        c.label(f"{lab}_n")
+        c.zp("sta", Tmp.t0)
+        c.zp("stx", Tmp.t1)
+        c.label(f"{lab}_k")
+        return
+    c.zp("cpx", Tmp.t1)
+    c.br("bcc", f"{lab}_o")
+    c.br("bne", f"{lab}_k")
+    c.zp("cmp", Tmp.t0)
+    c.br("bcs", f"{lab}_k")
+    c.label(f"{lab}_o")
+    c.zp("lda", Tmp.t0)
+    c.zp("ldx", Tmp.t1)
+    c.label(f"{lab}_k")

@@ -147,3 +147,44 @@ def test_broadcasting_add_is_refused(tmp_path):
     model = save(broadcast_add(), tmp_path / "m.onnx")
     assert_user_error(lbc("compile", model, "--target", "nes", "--calibration", calib(tmp_path, (1, 6, 6)),
                           "-o", tmp_path / "o"), "add badd", "same shape")
+
+
+def conv_pool_chain():
+    """conv 3x3 (pad 1) + relu -> maxpool 2x2 -> conv 3x3 -> maxpool 2x2 (both fused: the maximum of the raw
+    sums is requantised once) -> conv 1x1 -> maxpool 2x2 stride 1 (overlapping: not fused) -> dense."""
+    r, n = rng(7), helper.make_node
+    inits = [("w0", (r.standard_normal((4, 1, 3, 3)) * 0.5).astype(f32)), ("b0", (r.standard_normal(4) * 0.1).astype(f32)),
+             ("w1", (r.standard_normal((6, 4, 3, 3)) * 0.3).astype(f32)),
+             ("w2", (r.standard_normal((3, 6, 1, 1)) * 0.5).astype(f32)),
+             ("fw", (r.standard_normal((3 * 3 * 3, 10)) * 0.3).astype(f32))]
+    nodes = [n("Conv", ["x", "w0", "b0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]), n("Relu", ["c0"], ["r0"]),
+             n("MaxPool", ["r0"], ["p0"], name="pool0", kernel_shape=[2, 2], strides=[2, 2]),
+             n("Conv", ["p0", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             n("MaxPool", ["c1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+             n("Conv", ["p1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+             n("MaxPool", ["c2"], ["p2"], name="pool2", kernel_shape=[2, 2], strides=[1, 1]),
+             n("Flatten", ["p2"], ["f"]), n("MatMul", ["f", "fw"], ["y"])]
+    return make_model(nodes, [("x", ["N", 1, 10, 10])], [("y", ["N", 10])], inits, name="conv_pool")
+
+
+@pytest.mark.parametrize("q", ["ternary", "int4"])
+def test_conv_maxpool_fused(tmp_path, q):
+    c = compile_model(save(conv_pool_chain(), tmp_path / "m.onnx"), tmp_path / "out", "nes", q,
+                      calib(tmp_path, (1, 10, 10), 0.0, 1.0))
+    rows = {r["layer"]: r for r in c.report["emit"]["layers"]}
+    assert set(rows) >= {"conv0", "conv1", "conv2", "pool2"}
+    assert "pool0" not in rows and "pool1" not in rows  # fused into conv0 and conv1
+    text = (c.outdir / "model.s").read_text()
+    assert "maxpool pool0: with conv0" in text and "the maximum over 4 positions" in text
+    assert rows["conv0"]["kernel"] == rows["conv1"]["kernel"] == "fused"
+    assert_matches(c, extremes((1, 10, 10), lo=-0.3, hi=1.3))
+
+
+def test_conv_then_maxpool_when_fusing_does_not_fit(tmp_path):
+    """Fusing runs the chains once per pooled window position (4x the code): with little PRG-ROM the
+    chooser keeps conv1 plain, its max pooling right after it in the same layer."""
+    c = compile_model(save(conv_pool_chain(), tmp_path / "m.onnx"), tmp_path / "out", "nes", "ternary",
+                      calib(tmp_path, (1, 10, 10), 0.0, 1.0), target_options={"flash_bytes": 11000})
+    rows = {r["layer"]: r for r in c.report["emit"]["layers"]}
+    assert rows["conv1"]["kernel"] == "window" and "fused" in rows["conv1"]["alternatives"]
+    assert_matches(c, extremes((1, 10, 10), lo=-0.3, hi=1.3))

@@ -42,7 +42,8 @@ def cnn(tmp_path_factory):
 
 def test_whole_test_split_bit_exact_and_accurate(cnn):
     c, x, y = cnn["c"], cnn["xte"], cnn["yte"]
-    assert [r["op"] for r in c.report["emit"]["layers"]] == ["conv2d", "maxpool", "conv2d", "maxpool", "dense"]
+    # each max pooling runs with its convolution (fused when the PRG-ROM allows)
+    assert [r["op"] for r in c.report["emit"]["layers"]] == ["conv2d", "conv2d", "dense"]
     _, yq, stats = run_compiled(cnn["out"], x, raw=True)
     ref = run(c.graph, quantize_input(x, c.graph.types[c.graph.inputs[0]].exp))[0]
     np.testing.assert_array_equal(yq.reshape(ref.shape), ref)
