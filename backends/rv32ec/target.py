@@ -23,6 +23,7 @@ from lbc.backends.rv32ec import kernels as K
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
 from lbc.ir import patch as P
 from lbc.ir.graph import TensorType
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE.parent.parent / "runtime" / "rv32ec"
@@ -40,7 +41,7 @@ STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
 # code of the runtime helper each requantising non-dense op links in (once per model)
 RQ_HELPER_FLASH = {"add": 90, "mul": 160, "global_avgpool": 70, "avgpool": 200}
 TILE_FLASH, STAGE_FLASH = 330, 160  # lbc_tile_crop/mask/place; one patch stage's loop
-TABLE_OPS = frozenset({"sigmoid", "tanh"})  # activations whose integer form is a 256-entry table
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # pointwise functions: the 256-entry `table` op
 LAYOUT_FLASH = {"pad": 120, "transpose": 100, "concat": 100}  # lbc_move and its callers
 
 
@@ -436,7 +437,7 @@ class _Lowering:
                      k=int(n.attr("k")[0]))
         elif n.op in TABLE_OPS:
             tab = self.const(f"{n.name}_table", "int8_t", n.attr("table"),
-                             f"{n.name}: {n.op} of x at table[x + 128]")
+                             f"{n.name}: {n.attrs.get('fn', n.op)} of x at table[x + 128]")
             s.update(template="table", n=self.g.types[n.outputs[0]].size, table=tab)
         elif n.op == "transpose":
             shape = self.g.types[n.inputs[0]].shape
