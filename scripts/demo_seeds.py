@@ -1,5 +1,6 @@
-"""`make demo`, the seed systems: BitNetMCU on the CH32V003 (rv32ec), the NES MLP and CNN (nes) and
-the pentary CNN (pentary). For each, from the committed model files and the installed data sets (no
+"""`make demo`, the seed systems: BitNetMCU on the CH32V003 (rv32ec), the NES MLP and CNN (nes), the
+pentary CNN (pentary) and the Fashion-MNIST CNNs on the CH32V003 (rv32ec). For each, from the committed
+model files and the installed data sets (no
 torch, no keras, no downloads):
 
   float      the float model in lbc's reference interpreter
@@ -59,6 +60,14 @@ def digits_8x8(folder):
     return load
 
 
+def fashion_data(folder):
+    def load():
+        d = _module(folder)
+        x, y = d.load("test")
+        return d.calibration(), x, y
+    return load
+
+
 @dataclass
 class Seed:
     key: str
@@ -80,6 +89,12 @@ SEEDS = [
          "scikit-learn digits 8x8, held-out split", digits_8x8("nes_cnn")),
     Seed("pentary_cnn", "pentary CNN: conv-conv-dense, balanced base-5 weights", "pentary", "pentary", "float.pt2",
          "qat.pt2", "scikit-learn digits 8x8, held-out split", digits_8x8("pentary_cnn")),
+    Seed("fashion_dwsep", "depthwise-separable CNN on Fashion-MNIST 16x16, int4, CH32V003 (patch-based first layers)",
+         "rv32ec", "int4", "float.pt2", "qat.pt2", "Fashion-MNIST 16x16 (Debian dataset-fashion-mnist), test split",
+         fashion_data("fashion_dwsep")),
+    Seed("fashion_cnn28", "CNN on full 28x28 Fashion-MNIST, int4, CH32V003 2 KB RAM thanks to patch-based execution",
+         "rv32ec", "int4", "float.pt2", "qat.pt2", "Fashion-MNIST 28x28 (Debian dataset-fashion-mnist), test split",
+         fashion_data("fashion_cnn28")),
 ]
 
 

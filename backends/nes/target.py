@@ -26,7 +26,7 @@ from lbc.backends.base import Namer, Target, comment_safe, header_lines, templat
 from lbc.backends.nes import lower as L
 from lbc.backends.nes import window as WK
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
-from lbc.ir.ops import OPS
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 from lbc.ir.quant import quantize_input, rounding_shift
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ SYNTHETIC_SAMPLES = 4  # without --samples: deterministic random inputs
 WEIGHT_DTYPES = ("ternary", "pentary", "i2", "i4")
 UNSIGNED_OPS = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add"})  # read u = x + o
 # int8 -> int8 through the node's 256-entry `table` (the generic integer form of pointwise functions)
-TABLE_OPS = frozenset(n for n in ("sigmoid", "tanh", "table") if n in OPS)
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer form is `table`
 SUPPORTED_OPS = frozenset({"dense", "relu", "reshape", "argmax", "conv2d", "maxpool", "avgpool", "global_avgpool",
                            "add", "concat"}) | TABLE_OPS
 CYCLES_NTSC_FRAME = 29780
