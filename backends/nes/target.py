@@ -851,6 +851,8 @@ class NesTarget(Target):
     default_quant = "ternary"
     quants = ("ternary", "pentary", "int2", "int4")
     ops = SUPPORTED_OPS
+    # plan-memory may give these ops' output their input's bytes: their loops read byte i before writing byte i
+    inplace_ops = frozenset({"relu", "add"}) | TABLE_OPS
     flash_bytes = PRG_BYTES
     ram_bytes = RAM_BYTES
 
