@@ -374,8 +374,8 @@ class Lowering:
                        int(w.size - np.count_nonzero(w)), dtype, positions=PH * kp * PW * kp)
         lp.fused = pool
         lp.macs = geo.OH * geo.OW * int(w.size)
-        lp.shape = (f"{geo.C}x{geo.H}x{geo.W} -> {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
-                    + (f", then max pooling {kp}x{kp} -> {M}x{PH}x{PW}" if pool is not None else ""))
+        lp.shape = (f"{geo.C}x{geo.H}x{geo.W} to {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
+                    + (f", then max pooling {kp}x{kp} to {M}x{PH}x{PW}" if pool is not None else ""))
         probs = geo.problems(f"{n.op} {n.name}")
         if probs:
             self.problems += probs
@@ -482,7 +482,7 @@ class Lowering:
         geo = WK.Geometry(C, H, W, kh, kw, st[0], st[1], 1, 1, tuple(n.attr("pads")))
         lp = LayerPlan(n, name or f"lbc_L{idx}", kh * kw, C, 0, 0, "max", positions=geo.OH * geo.OW)
         lp.macs = 0
-        lp.shape = f"{C}x{H}x{W} -> {C}x{geo.OH}x{geo.OW}, window {kh}x{kw}"
+        lp.shape = f"{C}x{H}x{W} to {C}x{geo.OH}x{geo.OW}, window {kh}x{kw}"
         probs = geo.problems(f"maxpool {n.name}")
         if probs:
             self.problems += probs
@@ -851,6 +851,8 @@ class NesTarget(Target):
     default_quant = "ternary"
     quants = ("ternary", "pentary", "int2", "int4")
     ops = SUPPORTED_OPS
+    # plan-memory may give these ops' output their input's bytes: their loops read byte i before writing byte i
+    inplace_ops = frozenset({"relu", "add"}) | TABLE_OPS
     flash_bytes = PRG_BYTES
     ram_bytes = RAM_BYTES
     op_limits = {"dense": "a [1, K] input", "argmax": "a [1, N] input"}
