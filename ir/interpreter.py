@@ -1,16 +1,24 @@
 """The numpy reference interpreter. For integer nodes it *defines* lbc's integer semantics; every
-backend is tested against it bit for bit."""
+backend is tested against it bit for bit.
+
+Time: a graph with states (`Graph.states`) is a step function. `step` consumes one time step of a
+batch and returns the outputs and the next state; `reset_state` gives every state its initial value;
+`run` on a stateful graph takes sequences [N, T, ...], starts every sample from the reset state and
+returns outputs [N, T, ...] (the per-step outputs stacked on axis 1).
+"""
 
 import numpy as np
 
 from lbc.ir.ops import OPS
 
 
-def run(graph, x, return_all=False):
-    """Evaluate `graph` on a batch. `x` is an array for the single input (or a dict name -> array).
+def reset_state(graph, n):
+    """The initial value of every state for a batch of n samples."""
+    return {name: np.broadcast_to(s.init, (n,) + s.init.shape).astype(graph.types[name].dtype.numpy)
+            for name, s in graph.states.items()}
 
-    Integer graphs take the already-quantised int8 input. Returns the list of outputs (or every
-    tensor by name with `return_all`)."""
+
+def _env(graph, x):
     env = dict(graph.consts)
     if isinstance(x, dict):
         env.update(x)
@@ -20,6 +28,10 @@ def run(graph, x, return_all=False):
     for name in graph.inputs:
         t = graph.types[name]
         env[name] = np.asarray(env[name], dtype=t.dtype.numpy)
+    return env
+
+
+def _evaluate(graph, env):
     for node in graph.nodes:
         d = OPS[node.op]
         args = [env[i] for i in node.inputs]
@@ -29,4 +41,41 @@ def run(graph, x, return_all=False):
         fn = d.int_fn if integer else d.float_fn
         for name, val in zip(node.outputs, fn(node, args)):
             env[name] = val
-    return env if return_all else [env[o] for o in graph.outputs]
+    return env
+
+
+def step(graph, x, state, return_all=False):
+    """One time step: `x` is a batch of one step's input (array or dict by input name), `state` the
+    states' values (from `reset_state` or the previous step). Returns (outputs, next state), or
+    (every tensor by name, next state) with `return_all`."""
+    env = _env(graph, x)
+    for name in graph.states:
+        env[name] = np.asarray(state[name], dtype=graph.types[name].dtype.numpy)
+    _evaluate(graph, env)
+    nxt = {name: env[s.next].astype(graph.types[name].dtype.numpy) for name, s in graph.states.items()}
+    return (env if return_all else [env[o] for o in graph.outputs]), nxt
+
+
+def run(graph, x, return_all=False):
+    """Evaluate `graph` on a batch. `x` is an array for the single input (or a dict name -> array).
+
+    Integer graphs take the already-quantised int8 input. Returns the list of outputs (or every
+    tensor by name with `return_all`). A stateful graph takes sequences [N, T, ...] (see the module
+    doc); with `return_all` every tensor comes back stacked over time as [N, T, ...]."""
+    if not graph.stateful:
+        env = _evaluate(graph, _env(graph, x))
+        return env if return_all else [env[o] for o in graph.outputs]
+    seqs = x if isinstance(x, dict) else {graph.inputs[0]: x}
+    first = np.asarray(next(iter(seqs.values())))
+    if first.ndim < 2:
+        raise ValueError(f"graph {graph.name!r} has state: its input is a sequence [N, T, ...], got shape {first.shape}")
+    n, steps = first.shape[:2]
+    state = reset_state(graph, n)
+    per_step = []
+    for t in range(steps):
+        env, state = step(graph, {k: np.asarray(v)[:, t] for k, v in seqs.items()}, state, return_all=True)
+        per_step.append(env if return_all else {o: env[o] for o in graph.outputs})
+    if return_all:
+        names = [k for k in per_step[0] if k not in graph.consts] if steps else []
+        return {**graph.consts, **{k: np.stack([e[k] for e in per_step], axis=1) for k in names}}
+    return [np.stack([e[o] for e in per_step], axis=1) for o in graph.outputs]

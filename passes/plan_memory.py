@@ -2,7 +2,12 @@
 
 Expects an integer graph. Guarantees meta["memory_plan"] = {"arena_bytes": N, "offsets": {tensor:
 byte offset}} where tensors alive at the same time never overlap. A reshape's output shares its
-input's bytes (reshape emits no code). Offsets are 4-byte aligned."""
+input's bytes (reshape emits no code). Offsets are 4-byte aligned.
+
+State tensors (Graph.states) get static storage that outlives a step: they are live for the whole
+step, so nothing else ever shares their bytes, and the tensor holding a state's next value shares
+the state's bytes (the op that computes it updates the state in place). meta["memory_plan"]
+["state_bytes"] is their total."""
 
 from dataclasses import dataclass
 
@@ -24,9 +29,13 @@ class PlanMemory:
         for n in g.nodes:
             if n.op == "reshape":
                 root[n.outputs[0]] = root.get(n.inputs[0], n.inputs[0])
+        for name, st in g.states.items():
+            root[st.next] = name
         start, end = {}, {}
         for name in g.inputs:
             start[name] = -1
+        for name in g.states:
+            start[name], end[name] = -1, len(g.nodes)
         for i, n in enumerate(g.nodes):
             for name in n.inputs:
                 if name in g.consts:
@@ -56,7 +65,8 @@ class PlanMemory:
         for t, r in root.items():
             offsets[t] = offsets[r]
         arena = max((_align(o + sz) for o, sz, _, _ in placed), default=0)
-        g.meta["memory_plan"] = {"arena_bytes": arena, "offsets": dict(sorted(offsets.items()))}
+        g.meta["memory_plan"] = {"arena_bytes": arena, "offsets": dict(sorted(offsets.items())),
+                                 "state_bytes": sum(_align(tensor_bytes(g.types[t])) for t in g.states)}
         return g
 
 
