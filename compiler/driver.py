@@ -61,18 +61,26 @@ def load_calibration(path, graph):
 
 
 def check_batch(x, graph, what):
-    shape = tuple(graph.types[graph.inputs[0]].shape[1:])
+    """x as float32 of the model input's shape: (N, ...) or, for a model with state, sequences (N, T, ...)."""
+    return _fit_batch(x, tuple(graph.types[graph.inputs[0]].shape[1:]), graph.stateful, what).astype(np.float32)
+
+
+def _fit_batch(x, shape, sequence, what):
     x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
+    if x.dtype.kind not in "fiub":
         raise LbcError(f"{what}: expected numbers, got dtype {x.dtype}")
-    if tuple(x.shape[1:]) != shape:
-        if x.ndim >= 1 and x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-            return x.reshape((x.shape[0],) + shape).astype(np.float32)
-        raise LbcError(f"{what}: shape {tuple(x.shape)} does not match the model input (N, "
-                       f"{', '.join(map(str, shape))})")
-    if x.shape[0] == 0:
-        raise LbcError(f"{what}: no samples")
-    return x.astype(np.float32)
+    lead = 2 if sequence else 1
+    want = "(N, T, " if sequence else "(N, "
+    if x.ndim < lead or tuple(x.shape[lead:]) != shape:
+        if x.ndim > lead and int(np.prod(x.shape[lead:])) == int(np.prod(shape)):
+            x = x.reshape(tuple(x.shape[:lead]) + shape)
+        else:
+            extra = ": the model has state and takes sequences, one time step per call" if sequence else ""
+            raise LbcError(f"{what}: shape {tuple(x.shape)} does not match the model input {want}"
+                           f"{', '.join(map(str, shape))}){extra}")
+    if x.shape[0] == 0 or (sequence and x.shape[1] == 0):
+        raise LbcError(f"{what}: no samples" if x.shape[0] == 0 else f"{what}: sequences of length 0")
+    return x
 
 
 def parse_shape(text):
@@ -140,7 +148,10 @@ def manifest(c):
     i, o = g.inputs[0], g.outputs[0]
     return {
         "lbc": __version__, "target": c.target.name, "quant": c.quant, "model": g.name,
-        "input": {"name": i, "shape": list(g.types[i].shape), "exp": g.types[i].exp},
+        "input": {"name": i, "shape": list(g.types[i].shape), "exp": g.types[i].exp,
+                  "dtype": g.types[i].dtype.name},
+        "stateful": g.stateful,
+        "state_bytes": g.meta.get("memory_plan", {}).get("state_bytes", 0),
         "output": {"name": o, "shape": list(g.types[o].shape), "exp": g.types[o].exp,
                    "dtype": g.types[o].dtype.name},
         "output_softmax": g.meta.get("output_softmax"),
@@ -201,17 +212,14 @@ def softmax(y, axis):
 
 
 def run_compiled(outdir, x, raw=False):
-    """Run a compiled folder on a float batch. Returns (outputs, integer outputs, stats)."""
+    """Run a compiled folder on a float batch (N, ...), or on sequences (N, T, ...) for a model with
+    state: each sequence starts from the reset state. Returns (outputs, integer outputs, stats)."""
     m = read_manifest(outdir)
     tgt = get_target(m["target"], **m.get("target_options", {}))
-    shape = tuple(m["input"]["shape"][1:])
-    x = np.asarray(x)
-    if tuple(x.shape[1:]) != shape:
-        if x.ndim >= 1 and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-            x = x.reshape((x.shape[0],) + shape)
-        else:
-            raise LbcError(f"input batch has shape {tuple(x.shape)}; the model takes (N, {', '.join(map(str, shape))})")
+    x = _fit_batch(x, tuple(m["input"]["shape"][1:]), m.get("stateful", False), "input batch")
     xq = quantize_input(x, m["input"]["exp"])
+    if m["input"].get("dtype") == "b1":  # spikes: values round to 0 or 1
+        xq = np.clip(xq, 0, 1).astype(np.int8)
     yq, stats = tgt.run(Path(outdir), m, xq)
     if raw or m["output"]["dtype"] == "i32":
         return yq, yq, stats

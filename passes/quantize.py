@@ -327,7 +327,7 @@ class _Quantizer:
 
     def q_threshold(self, n):
         e = self.e(n.inputs[0])
-        size = self.g.types[n.inputs[0]].shape[-1]
+        size = self.g.types[n.inputs[0]].size
         thr = np.floor(np.broadcast_to(np.asarray(n.attr("threshold"), dtype=np.float64), (size,)) * 2.0**e)
         n.attrs["thr"] = tuple(int(v) for v in np.clip(thr, -129, 127))  # integer q > thr  <=>  real x > threshold
         self.g.types[n.outputs[0]] = TensorType(B1, self.g.types[n.outputs[0]].shape, 0)

@@ -19,6 +19,9 @@ from lbc.ir.ops import OPS
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"
+RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h")
+SPIKING_FILES = ("lbc_spiking.c", "lbc_spiking.h")  # only for models with spiking ops
+SPIKING_OPS = ("lif", "li", "threshold")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 
 
@@ -41,6 +44,17 @@ class _Lowering:
             return self.const_array(t)
         ctype = "int32_t" if self.g.types[t].dtype.name == "i32" else "int8_t"
         return f"(({ctype} *)(lbc_arena + {self.plan[t]}))"
+
+    def states(self):
+        """Each state's place in the arena and its initial value (for lbc_reset)."""
+        out = []
+        for name, st in self.g.states.items():
+            ctype = "int32_t" if self.g.types[name].dtype.name == "i32" else "int8_t"
+            init = np.asarray(st.init).reshape(-1)
+            out.append({"ptr": self.ptr(name), "n": int(init.size), "comment": comment_safe(f"state {name}"),
+                        "init": None if not init.any() else self.add_const(f"{name}_init", ctype, init,
+                                                                           f"initial value of state {name}")})
+        return out
 
     def add_const(self, base, ctype, values, comment=""):
         ident = self.names(base)
@@ -71,7 +85,7 @@ class _Lowering:
     def lower(self):
         for n in self.g.nodes:
             base = self.names(n.name)
-            step = {"op": n.op, "name": base, "comment": comment_safe(f"{n.op} {n.name}"),
+            step = {"op": n.op, "template": n.op, "name": base, "comment": comment_safe(f"{n.op} {n.name}"),
                     "x": self.ptr(n.inputs[0]), "y": self.ptr(n.outputs[0])}
             getattr(self, "l_" + n.op)(n, step, base)
             self.steps.append(step)
@@ -81,6 +95,14 @@ class _Lowering:
         return self.g.types[t].shape[1:]
 
     def l_dense(self, n, s, base):
+        if self.g.types[n.outputs[0]].dtype.name == "i32":  # the accumulator: the current of a spiking neuron
+            w = self.g.consts[n.inputs[1]]
+            spikes = self.g.types[n.inputs[0]].dtype.name == "b1"
+            s.update(template="dense_spikes" if spikes else "dense_acc", K=w.shape[1], M=w.shape[0],
+                     wt=self.add_const(f"{base}_wt", "int8_t", np.ascontiguousarray(w.T),
+                                       f"{n.name} weights transposed [in][out]"),
+                     bias=self.ptr(n.inputs[2]) if len(n.inputs) > 2 else "0")
+            return
         s.update(K=self._shape(n.inputs[0])[-1], M=self._shape(n.outputs[0])[-1], w=self.weights(n),
                  bias=self.ptr(n.inputs[2]) if len(n.inputs) > 2 else "0", q=self.requant(n, base))
         rows = int(np.prod(self._shape(n.inputs[0])[:-1]))
@@ -176,10 +198,36 @@ class _Lowering:
             offset += inner_in
         s.update(parts=parts, outer=outer, inner_out=inner_out)
 
+    def _neuron(self, n, s, base):
+        vals = {k: n.attr(k) for k in ("d", "c", "thr", "vr") if k in OPS[n.op].attrs}
+        p = {k: self.add_const(f"{base}_{k}", "int32_t", v, f"{n.name} {k}") for k, v in vals.items()}
+        cur = n.inputs[0]
+        s.update(template=n.op, n=self.g.types[n.outputs[0]].size, s=n.attr("s"), p=p,
+                 len={k: len(v) for k, v in vals.items()}, subtract=int(n.attr("reset") == "subtract")
+                 if n.op == "lif" else 0, acc=int(self.g.types[cur].dtype.name == "i32"),
+                 cur=self.ptr(cur), v=self.ptr(n.inputs[1]).replace("int8_t", "int32_t"))
+
+    def l_lif(self, n, s, base):
+        self._neuron(n, s, base)
+
+    def l_li(self, n, s, base):
+        self._neuron(n, s, base)
+        s["q"] = self.requant(n, base)
+
+    def l_threshold(self, n, s, base):
+        thr = n.attr("thr")
+        s.update(n=self.g.types[n.outputs[0]].size, nthr=len(thr),
+                 thr=self.add_const(f"{base}_thr", "int32_t", thr, f"{n.name} thresholds"))
+
     def l_argmax(self, n, s, base):
         shape = self.g.types[n.inputs[0]].shape
         ax = n.attr("axis") % len(shape)
         s.update(outer=int(np.prod(shape[1:ax])), n=shape[ax], inner=int(np.prod(shape[ax + 1:])))
+
+
+def _spiking(graph):
+    return any(n.op in SPIKING_OPS or graph.types[n.outputs[0]].dtype.name == "i32" and n.op == "dense"
+               for n in graph.nodes)
 
 
 class HostTarget(Target):
@@ -188,14 +236,25 @@ class HostTarget(Target):
     default_quant = "int8"
     ops = frozenset(op for op, d in OPS.items() if d.int_fn is not None or d.layout)
 
+    def check(self, graph):
+        problems = super().check(graph)
+        for n in graph.nodes:
+            if n.op == "conv2d" and graph.types[n.outputs[0]].dtype.name == "i32":
+                problems.append(f"conv2d {n.name}: an accumulator output (a convolution feeding a spiking neuron) "
+                                f"is not supported by target host yet")
+        return problems
+
     def emit(self, graph, outdir, options):
         low = _Lowering(graph).lower()
         inp, out = graph.inputs[0], graph.outputs[0]
+        states = low.states()
         ctx = {
             "header": header_lines(graph, self.name, graph.meta["quant"]),
-            "consts": low.consts, "steps": low.steps,
+            "consts": low.consts, "steps": low.steps, "states": states,
+            "state_bytes": graph.meta["memory_plan"].get("state_bytes", 0),
             "arena_bytes": max(graph.meta["memory_plan"]["arena_bytes"], 4),
             "input_size": graph.types[inp].size, "input_exp": graph.types[inp].exp,
+            "input_lo": graph.types[inp].dtype.lo, "input_hi": graph.types[inp].dtype.hi,
             "input_shape": list(graph.types[inp].shape),
             "output_size": graph.types[out].size, "output_shape": list(graph.types[out].shape),
             "output_exp": graph.types[out].exp if graph.types[out].exp is not None else 0,
@@ -205,13 +264,16 @@ class HostTarget(Target):
         env = template_env(HERE / "templates")
         for name in ("model.c", "model.h", "main.c"):
             (outdir / name).write_text(env.get_template(name + ".j2").render(**ctx))
-        for name in ("lbc_ops.c", "lbc_ops.h"):
+        runtime = RUNTIME_FILES + (SPIKING_FILES if _spiking(graph) else ())
+        for name in runtime:
             shutil.copyfile(RUNTIME_C / name, outdir / name)
-        return {"files": ["model.c", "model.h", "main.c", "lbc_ops.c", "lbc_ops.h"]}
+        return {"files": sorted(["model.c", "model.h", "main.c", *runtime])}
 
     def build(self, outdir):
         cc = find_tool("cc", "gcc")
-        cmd = [cc, *CFLAGS, "-o", "model", "main.c", "model.c", "lbc_ops.c"]
+        srcs = [f for f in ("main.c", "model.c") + RUNTIME_FILES + SPIKING_FILES
+                if f.endswith(".c") and (Path(outdir) / f).exists()]
+        cmd = [cc, *CFLAGS, "-o", "model", *srcs]
         r = subprocess.run(cmd, cwd=outdir, capture_output=True, text=True)
         if r.returncode:
             raise InternalError(f"the generated C failed to compile:\n{r.stderr.strip()}")
@@ -222,10 +284,12 @@ class HostTarget(Target):
         if not exe.exists():
             raise ToolchainError(f"{exe} is missing; compile the model first")
         out_dtype = np.int32 if manifest["output"]["dtype"] == "i32" else np.int8
-        r = subprocess.run([str(exe)], input=np.ascontiguousarray(xq, dtype=np.int8).tobytes(),
+        seq = manifest.get("stateful", False)
+        args = [str(exe)] + ([str(xq.shape[1])] if seq else [])
+        r = subprocess.run(args, input=np.ascontiguousarray(xq, dtype=np.int8).tobytes(),
                            capture_output=True, timeout=600)
         if r.returncode:
             raise ToolchainError(f"{exe} failed with exit code {r.returncode}: {r.stderr.decode(errors='replace')}")
         y = np.frombuffer(r.stdout, dtype=out_dtype)
         shape = tuple(manifest["output"]["shape"][1:])
-        return y.reshape((len(xq),) + shape), {}
+        return y.reshape(tuple(xq.shape[:2 if seq else 1]) + shape), {}

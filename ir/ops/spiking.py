@@ -112,7 +112,7 @@ class Li:
 
 
 @op("threshold", (1, 1), {"threshold": (0.0,), "thr": (0,)}, int_attrs=("thr",),
-    doc="spikes: x > threshold (strict), per element of the last axis or one for all")
+    doc="spikes: x > threshold (strict), one threshold per element or one for all")
 class Threshold:
     infer = staticmethod(same_infer)
 
