@@ -135,6 +135,7 @@ class _Quantizer:
     def __init__(self, g, dt, exps, per_channel):
         self.g, self.dt, self.exps, self.per_channel = g, dt, exps, per_channel
         self.units = {}  # dense/conv output -> real value of one accumulator unit per output channel
+        self.acc_bound = {}  # lif/li node -> bound of |its current| when that is an accumulator
 
     def e(self, name):
         return self.exps[name]
@@ -264,6 +265,9 @@ class _Quantizer:
                 and x not in g.outputs and x in self.units:
             p.attrs.update(m=(1,), k=(0,), lo=-(2**31), hi=2**31 - 1)
             g.types[x] = TensorType(I32, g.types[x].shape)
+            w = np.abs(g.consts[p.inputs[1]].astype(np.int64)).reshape(len(self.units[x]), -1).sum(axis=1)
+            b = np.abs(g.consts[p.inputs[2]].astype(np.int64)) if len(p.inputs) > 2 else 0
+            self.acc_bound[n.name] = int((w * (1 if g.types[p.inputs[0]].dtype == B1 else 128) + b).max())
             unit = self.units[x]
             per = size // unit.size
             return np.repeat(unit, per) if p.op == "conv2d" else np.tile(unit, per)
@@ -318,8 +322,7 @@ class _Quantizer:
     def q_li(self, n):
         unit = self._neuron(n)
         ey = self.e(n.outputs[0])
-        in_bound = 2**31 - 1 if self.g.types[n.inputs[0]].dtype == I32 else 128
-        bound = state_bound(n, in_bound) or U_LIMIT
+        bound = state_bound(n, self.acc_bound.get(n.name, 128)) or U_LIMIT
         mk = [choose_multiplier(r, min(bound, U_LIMIT)) for r in unit / 2.0**-ey]
         if len(set(mk)) == 1:
             mk = mk[:1]

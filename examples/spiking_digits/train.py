@@ -10,8 +10,8 @@ The neurons are snnTorch `Leaky` with reset_mechanism="zero" (NIR's reset: to v_
 per-neuron beta = 0.875 (so the integer decay is the shift v - (v + 4 >> 3)) and threshold 1.0:
 snnTorch 1.0's exporter needs them per neuron. Writes, next to this script:
   spiking_digits.nir   the network (snntorch.export_nir.export_to_nir, written with nir.write)
-  calib.npy            256 training spike trains [256, T, 64] for activation calibration
-  test.npz             x [N, T, 64] float32 spike trains (0/1), y [N] labels
+  calib.npz            x: 256 training spike trains [256, T, 64] (uint8 0/1) for calibration
+  test.npz             x [N, T, 64] uint8 spike trains (0/1), y [N] labels
   float.json           the snnTorch network's test accuracy (spike count)
 """
 
@@ -28,6 +28,8 @@ SEED = 7
 STEPS = 16
 HIDDEN = 48
 BETA = 0.875
+EPOCHS = 30
+BATCH = 64
 
 
 def spike_trains(x, seed, steps=STEPS):
@@ -78,22 +80,24 @@ def run_sequences(net, x):
     return torch.stack(out, dim=1)
 
 
-def main():
+def main(epochs=EPOCHS):
+    torch.set_num_threads(1)
     torch.manual_seed(SEED)
     xtr, xte, ytr, yte = load_split()
     net = build()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     xt, yt = torch.tensor(xtr), torch.tensor(ytr)
     gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(40):
+    for epoch in range(epochs):
         perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
+        for i in range(0, len(xt), BATCH):
+            idx = perm[i:i + BATCH]
             counts = run_sequences(net, xt[idx]).sum(dim=1)
             loss = torch.nn.functional.cross_entropy(counts, yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+        print(f"epoch {epoch}: loss {loss.item():.3f}", flush=True)
     with torch.no_grad():
         counts = run_sequences(net, torch.tensor(xte)).sum(dim=1).numpy()
     acc = float(np.mean(counts.argmax(axis=1) == yte))
@@ -102,10 +106,10 @@ def main():
     import nir
     from snntorch.export_nir import export_to_nir
     reset(net)
-    graph = export_to_nir(net, torch.zeros(1, 64))
+    graph = export_to_nir(net, torch.zeros(64))  # snnTorch 1.0 wants one unbatched sample
     nir.write(str(HERE / "spiking_digits.nir"), graph)
-    np.save(HERE / "calib.npy", xtr[:256])
-    np.savez_compressed(HERE / "test.npz", x=xte, y=yte)
+    np.savez_compressed(HERE / "calib.npz", x=xtr[:256].astype(np.uint8))
+    np.savez_compressed(HERE / "test.npz", x=xte.astype(np.uint8), y=yte)
     (HERE / "float.json").write_text(json.dumps({"snntorch_accuracy": acc, "steps": STEPS}, indent=2) + "\n")
 
 
