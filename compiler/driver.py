@@ -15,7 +15,7 @@ from lbc import __version__
 from lbc.backends import get_target
 from lbc.errors import LbcError, TargetError
 from lbc.frontends import load_model
-from lbc.ir.dtypes import QUANT_DTYPES
+from lbc.ir.dtypes import QUANT_DTYPES, dtype
 from lbc.ir.ops import OPS, macs
 from lbc.ir.quant import dequantize, quantize_input
 from lbc.ir.text import print_graph
@@ -37,8 +37,13 @@ class Compiled:
     outdir: Path | None = None
 
 
-def load_batch(path, what="input"):
-    """(x, y or None) from a .npy array or an .npz with x (and optionally y labels). Never unpickles."""
+def io_specs(graph, names):
+    """Manifest-style descriptions ({name, shape, dtype, exp}) of graph tensors, e.g. its inputs."""
+    return [{"name": n, "shape": list(graph.types[n].shape), "dtype": graph.types[n].dtype.name,
+             "exp": graph.types[n].exp} for n in names]
+
+
+def _read_arrays(path, what):
     p = Path(path)
     if not p.exists():
         raise LbcError(f"{what} file not found: {path}")
@@ -47,52 +52,128 @@ def load_batch(path, what="input"):
     except (ValueError, OSError) as e:
         raise LbcError(f"{path}: not a .npy/.npz file ({e})") from None
     if isinstance(data, np.lib.npyio.NpzFile):
-        if "x" not in data.files:
-            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data.files)})")
-        return data["x"], (data["y"] if "y" in data.files else None)
+        with data:
+            return {k: data[k] for k in data.files}
+    return data
+
+
+def load_inputs(path, names, what="input"):
+    """(inputs, labels) from a file: an .npz with one array per input name (a one-input model also
+    takes the array `x`) and optionally `y` labels, or a .npy holding the one input of a one-input
+    model. `inputs` is a dict name -> array (not yet checked against shapes). Never unpickles."""
+    data = _read_arrays(path, what)
+    if not isinstance(data, dict):
+        if len(names) != 1:
+            raise LbcError(f"{path}: a .npy holds one array but the model has {len(names)} inputs "
+                           f"({', '.join(names)}); pass an .npz with one array per input name")
+        return {names[0]: data}, None
+    labels = data.get("y")
+    if len(names) == 1 and names[0] not in data and "x" in data:
+        return {names[0]: data["x"]}, labels
+    missing = [n for n in names if n not in data]
+    if missing:
+        hint = " (or x)" if len(names) == 1 else ""
+        raise LbcError(f"{path}: the {what} .npz needs an array per model input: missing "
+                       f"{', '.join(repr(n) for n in missing)}{hint}; it has {', '.join(data) or 'nothing'}")
+    return {n: data[n] for n in names}, labels
+
+
+def load_batch(path, what="input"):
+    """(x, y or None) for a one-input model: a .npy array or an .npz with x (and optionally y)."""
+    data = _read_arrays(path, what)
+    if isinstance(data, dict):
+        if "x" not in data:
+            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data)})")
+        return data["x"], data.get("y")
     return data, None
+
+
+def check_inputs(data, specs, what, sequence=False):
+    """Validate a batch for inputs described by `specs` (see `io_specs`). `data` is a dict name ->
+    array, or one array for a one-input model. Float inputs become float32; integer inputs (token
+    ids) must hold integers in their dtype's range. With `sequence` (a model with state) every input
+    is a batch of sequences (N, T, ...). Returns a dict name -> array in `specs` order."""
+    names = [s["name"] for s in specs]
+    if not isinstance(data, dict):
+        if len(specs) != 1:
+            raise LbcError(f"{what}: the model has {len(specs)} inputs ({', '.join(names)}); give one array "
+                           f"per input name")
+        data = {names[0]: data}
+    unknown = sorted(set(data) - set(names))
+    missing = [n for n in names if n not in data]
+    if missing or unknown:
+        raise LbcError(f"{what}: " + "; ".join(
+            ([f"no array for input(s) {', '.join(missing)}"] if missing else [])
+            + ([f"array(s) {', '.join(unknown)} match no input (inputs: {', '.join(names)})"] if unknown else [])))
+    out, batch = {}, None
+    for s in specs:
+        x = np.asarray(data[s["name"]])
+        label = f"{what}, input {s['name']!r}" if len(specs) > 1 else what
+        shape = tuple(s["shape"][1:])
+        lead = 2 if sequence else 1
+        if x.dtype.kind not in "fiub":
+            raise LbcError(f"{label}: expected numbers, got dtype {x.dtype}")
+        if x.ndim < lead or tuple(x.shape[lead:]) != shape:
+            if x.ndim > lead and int(np.prod(x.shape[lead:])) == int(np.prod(shape)):
+                x = x.reshape(tuple(x.shape[:lead]) + shape)
+            else:
+                extra = "; the model has state: it takes sequences, one time step per call" if sequence else ""
+                raise LbcError(f"{label}: shape {tuple(x.shape)} does not match the model input "
+                               f"{'(N, T, ' if sequence else '(N, '}{', '.join(map(str, shape))}){extra}")
+        if x.shape[0] == 0 or (sequence and x.shape[1] == 0):
+            raise LbcError(f"{label}: no samples" if x.shape[0] == 0 else f"{label}: sequences of length 0")
+        if batch is not None and x.shape[0] != batch:
+            raise LbcError(f"{what}: inputs have different sample counts ({batch} and {x.shape[0]} for "
+                           f"{s['name']!r})")
+        batch = x.shape[0]
+        dt = dtype(s["dtype"])
+        if dt.is_float or s.get("exp") is not None:
+            out[s["name"]] = x.astype(np.float32)
+            continue
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x) & (x == np.floor(x))):
+            raise LbcError(f"{label}: integer input {s['name']!r} ({dt.name}) has non-integer values")
+        if x.size and (x.min() < dt.lo or x.max() > dt.hi):
+            raise LbcError(f"{label}: integer input {s['name']!r} has values {x.min()}..{x.max()}, outside "
+                           f"{dt.name} ({dt.lo}..{dt.hi})")
+        out[s["name"]] = x.astype(dt.numpy)
+    return out
+
+
+def check_batch(x, graph, what):
+    """One-input form of `check_inputs`: the checked array."""
+    return next(iter(check_inputs(x, io_specs(graph, graph.inputs), what, graph.stateful).values()))
 
 
 def load_calibration(path, graph):
     if path is None:
         return None
-    x, _ = load_batch(path, "calibration")
-    return check_batch(x, graph, f"calibration data {path}")
-
-
-def check_batch(x, graph, what):
-    """x as float32 of the model input's shape: (N, ...) or, for a model with state, sequences (N, T, ...)."""
-    return _fit_batch(x, tuple(graph.types[graph.inputs[0]].shape[1:]), graph.stateful, what).astype(np.float32)
-
-
-def _fit_batch(x, shape, sequence, what):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise LbcError(f"{what}: expected numbers, got dtype {x.dtype}")
-    lead = 2 if sequence else 1
-    want = "(N, T, " if sequence else "(N, "
-    if x.ndim < lead or tuple(x.shape[lead:]) != shape:
-        if x.ndim > lead and int(np.prod(x.shape[lead:])) == int(np.prod(shape)):
-            x = x.reshape(tuple(x.shape[:lead]) + shape)
-        else:
-            extra = ": the model has state and takes sequences, one time step per call" if sequence else ""
-            raise LbcError(f"{what}: shape {tuple(x.shape)} does not match the model input {want}"
-                           f"{', '.join(map(str, shape))}){extra}")
-    if x.shape[0] == 0 or (sequence and x.shape[1] == 0):
-        raise LbcError(f"{what}: no samples" if x.shape[0] == 0 else f"{what}: sequences of length 0")
-    return x
+    data, _ = load_inputs(path, graph.inputs, "calibration")
+    return check_inputs(data, io_specs(graph, graph.inputs), f"calibration data {path}", graph.stateful)
 
 
 def parse_shape(text):
+    """--input-shape: "1,64" (a one-input model) -> tuple; "ids=1,8" (repeatable, or joined with
+    ';') -> dict input name -> tuple. A list of such strings (the repeated option) is merged."""
     if text is None:
         return None
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
-    except ValueError:
-        raise LbcError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,64") from None
-    if any(d <= 0 for d in dims):
-        raise LbcError(f"--input-shape {text!r}: dimensions must be positive")
-    return dims
+    items = [t for part in ([text] if isinstance(text, str) else text) for t in part.split(";") if t.strip()]
+    named, plain = {}, []
+    for item in items:
+        name, _, dims_text = item.rpartition("=")
+        try:
+            dims = tuple(int(d) for d in dims_text.replace("x", ",").split(","))
+        except ValueError:
+            raise LbcError(f"--input-shape {item!r}: expected comma-separated integers, e.g. 1,64 (or NAME=1,64 "
+                           f"for a model with several inputs)") from None
+        if any(d <= 0 for d in dims):
+            raise LbcError(f"--input-shape {item!r}: dimensions must be positive")
+        if name:
+            named[name.strip()] = dims
+        else:
+            plain.append(dims)
+    if plain and (named or len(plain) > 1):
+        raise LbcError("--input-shape: name each input's shape (NAME=1,2,3) when giving several")
+    return plain[0] if plain else named
 
 
 def check_quant(quant, target):
@@ -113,9 +194,11 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
         fg = load_model(model, input_shape)
     else:
         fg = model
-    ctx = PassContext(calibration=load_calibration(calibration, fg) if isinstance(calibration, (str, Path))
-                      else (check_batch(calibration, fg, "calibration data") if calibration is not None else None),
-                      granularity=granularity, target=tgt)
+    if isinstance(calibration, (str, Path)):
+        calibration = load_calibration(calibration, fg)
+    elif calibration is not None:
+        calibration = check_inputs(calibration, io_specs(fg, fg.inputs), "calibration data", fg.stateful)
+    ctx = PassContext(calibration=calibration, granularity=granularity, target=tgt)
     names = passes if passes is not None else tgt.pipeline(quant)
     g = run_pipeline(fg, names, ctx, dump_after=dump_after, on_dump=on_dump)
     return Compiled(g, fg, tgt, quant, ctx.warnings)
@@ -144,17 +227,19 @@ def layer_table(c):
 
 
 def manifest(c):
+    """lbc.json: what `lbc run` and users need to feed the compiled model. `inputs` and `outputs`
+    list every tensor in the order of the C API's lbc_run parameters: name, shape (batch first),
+    dtype (i8: a float tensor quantised as q = x * 2**exp; i32: an integer tensor such as token ids
+    or an argmax index, exp null) and, for outputs, the softmax axis runners apply after dequantising."""
     g = c.graph
-    i, o = g.inputs[0], g.outputs[0]
+    soft = g.meta.get("output_softmax") or {}
+    outputs = io_specs(g, g.outputs)
+    for o in outputs:
+        o["softmax_axis"] = soft.get(o["name"])
     return {
         "lbc": __version__, "target": c.target.name, "quant": c.quant, "model": g.name,
-        "input": {"name": i, "shape": list(g.types[i].shape), "exp": g.types[i].exp,
-                  "dtype": g.types[i].dtype.name},
-        "stateful": g.stateful,
-        "state_bytes": g.meta.get("memory_plan", {}).get("state_bytes", 0),
-        "output": {"name": o, "shape": list(g.types[o].shape), "exp": g.types[o].exp,
-                   "dtype": g.types[o].dtype.name},
-        "output_softmax": g.meta.get("output_softmax"),
+        "inputs": io_specs(g, g.inputs), "outputs": outputs,
+        "stateful": g.stateful, "state_bytes": g.meta.get("memory_plan", {}).get("state_bytes", 0),
         "target_options": c.target.options() if hasattr(c.target, "options") else {},
     }
 
@@ -211,19 +296,41 @@ def softmax(y, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def quantize_inputs(data, specs):
+    """The integer inputs of a compiled model: float inputs quantised at their exp (spikes, b1, then
+    clamped to 0..1), integer inputs as they are."""
+    out = {}
+    for s in specs:
+        x = data[s["name"]]
+        if s["exp"] is not None:
+            x = quantize_input(x, s["exp"])
+            if s["dtype"] == "b1":
+                x = np.clip(x, 0, 1).astype(np.int8)
+        out[s["name"]] = x
+    return out
+
+
 def run_compiled(outdir, x, raw=False):
-    """Run a compiled folder on a float batch (N, ...), or on sequences (N, T, ...) for a model with
-    state: each sequence starts from the reset state. Returns (outputs, integer outputs, stats)."""
+    """Run a compiled folder on a batch: `x` is one array (one-input model) or a dict input name ->
+    array; for a model with state, batches of sequences (N, T, ...), each started from the reset
+    state. Returns (outputs, integer outputs, stats); the outputs are arrays for a one-output model,
+    else dicts output name -> array. Outputs are dequantised (and softmaxed) unless `raw`."""
     m = read_manifest(outdir)
     tgt = get_target(m["target"], **m.get("target_options", {}))
-    x = _fit_batch(x, tuple(m["input"]["shape"][1:]), m.get("stateful", False), "input batch")
-    xq = quantize_input(x, m["input"]["exp"])
-    if m["input"].get("dtype") == "b1":  # spikes: values round to 0 or 1
-        xq = np.clip(xq, 0, 1).astype(np.int8)
-    yq, stats = tgt.run(Path(outdir), m, xq)
-    if raw or m["output"]["dtype"] == "i32":
-        return yq, yq, stats
-    y = dequantize(yq, m["output"]["exp"])
-    if m.get("output_softmax"):
-        y = softmax(y, m["output_softmax"]["axis"])
-    return y.astype(np.float32), yq, stats
+    ins, outs = m["inputs"], m["outputs"]
+    xq = quantize_inputs(check_inputs(x, ins, "input batch", m.get("stateful", False)), ins)
+    res, stats = tgt.run(Path(outdir), m, xq[ins[0]["name"]] if len(ins) == 1 else xq)
+    yqs = [res] if len(outs) == 1 else [res[o["name"]] for o in outs]
+    ys = []
+    for o, yq in zip(outs, yqs):
+        if raw or o["exp"] is None:
+            ys.append(yq)
+            continue
+        y = dequantize(yq, o["exp"])
+        if o.get("softmax_axis") is not None:
+            y = softmax(y, o["softmax_axis"])
+        ys.append(y.astype(np.float32))
+    if len(outs) == 1:
+        return ys[0], yqs[0], stats
+    names = [o["name"] for o in outs]
+    return dict(zip(names, ys)), dict(zip(names, yqs)), stats

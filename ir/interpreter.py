@@ -18,13 +18,26 @@ def reset_state(graph, n):
             for name, s in graph.states.items()}
 
 
+def bind_inputs(graph, x):
+    """The graph's inputs by name from `x`: a dict name -> array, a list/tuple in `graph.inputs`
+    order, or one array for a single-input graph."""
+    if isinstance(x, dict):
+        missing = [n for n in graph.inputs if n not in x]
+        if missing:
+            raise ValueError(f"no value for input(s) {', '.join(missing)}")
+        return {n: x[n] for n in graph.inputs}
+    if isinstance(x, (list, tuple)):
+        if len(x) != len(graph.inputs):
+            raise ValueError(f"{len(x)} arrays for {len(graph.inputs)} inputs")
+        return dict(zip(graph.inputs, x))
+    if len(graph.inputs) != 1:
+        raise ValueError(f"the graph has {len(graph.inputs)} inputs ({', '.join(graph.inputs)}); pass a dict")
+    return {graph.inputs[0]: x}
+
+
 def _env(graph, x):
     env = dict(graph.consts)
-    if isinstance(x, dict):
-        env.update(x)
-    else:
-        (name,) = graph.inputs
-        env[name] = x
+    env.update(bind_inputs(graph, x))
     for name in graph.inputs:
         t = graph.types[name]
         env[name] = np.asarray(env[name], dtype=t.dtype.numpy)
@@ -45,7 +58,7 @@ def _evaluate(graph, env):
 
 
 def step(graph, x, state, return_all=False):
-    """One time step: `x` is a batch of one step's input (array or dict by input name), `state` the
+    """One time step: `x` is a batch of one step's inputs (see `bind_inputs`), `state` the
     states' values (from `reset_state` or the previous step). Returns (outputs, next state), or
     (every tensor by name, next state) with `return_all`."""
     env = _env(graph, x)
@@ -57,15 +70,17 @@ def step(graph, x, state, return_all=False):
 
 
 def run(graph, x, return_all=False):
-    """Evaluate `graph` on a batch. `x` is an array for the single input (or a dict name -> array).
+    """Evaluate `graph` on a batch. `x` gives every input (see `bind_inputs`).
 
-    Integer graphs take the already-quantised int8 input. Returns the list of outputs (or every
-    tensor by name with `return_all`). A stateful graph takes sequences [N, T, ...] (see the module
-    doc); with `return_all` every tensor comes back stacked over time as [N, T, ...]."""
+    Integer graphs take float inputs already quantised to int8; integer inputs (token ids) are
+    integers in float and integer graphs alike. Returns the list of outputs in `graph.outputs`
+    order (or every tensor by name with `return_all`). A stateful graph takes sequences [N, T, ...]
+    for every input (see the module doc); with `return_all` every tensor comes back stacked over
+    time as [N, T, ...]."""
     if not graph.stateful:
         env = _evaluate(graph, _env(graph, x))
         return env if return_all else [env[o] for o in graph.outputs]
-    seqs = x if isinstance(x, dict) else {graph.inputs[0]: x}
+    seqs = bind_inputs(graph, x)
     first = np.asarray(next(iter(seqs.values())))
     if first.ndim < 2:
         raise ValueError(f"graph {graph.name!r} has state: its input is a sequence [N, T, ...], got shape {first.shape}")

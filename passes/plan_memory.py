@@ -7,7 +7,7 @@ input's bytes (reshape emits no code). Offsets are 4-byte aligned.
 State tensors (Graph.states) get static storage that outlives a step: they are live for the whole
 step, so nothing else ever shares their bytes, and the tensor holding a state's next value shares
 the state's bytes (the op that computes it updates the state in place). meta["memory_plan"]
-["state_bytes"] is their total."""
+["state_bytes"] is their total (for a graph with states)."""
 
 from dataclasses import dataclass
 
@@ -65,8 +65,9 @@ class PlanMemory:
         for t, r in root.items():
             offsets[t] = offsets[r]
         arena = max((_align(o + sz) for o, sz, _, _ in placed), default=0)
-        g.meta["memory_plan"] = {"arena_bytes": arena, "offsets": dict(sorted(offsets.items())),
-                                 "state_bytes": sum(_align(tensor_bytes(g.types[t])) for t in g.states)}
+        g.meta["memory_plan"] = {"arena_bytes": arena, "offsets": dict(sorted(offsets.items()))}
+        if g.states:
+            g.meta["memory_plan"]["state_bytes"] = sum(_align(tensor_bytes(g.types[t])) for t in g.states)
         return g
 
 
