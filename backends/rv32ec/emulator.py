@@ -203,11 +203,11 @@ class Firmware:
                     uc_.emu_stop()
 
             hooks.append(uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block))
+            hooks.append(uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, on_write, begin=RAM_BASE,
+                                     end=self.stack_bottom - 1))
         for addr, fn in on_code:
             hooks.append(uc.hook_add(unicorn.UC_HOOK_CODE, lambda uc_, a, size, user, fn=fn: fn(uc_, st),
                                      begin=addr, end=addr))
-            hooks.append(uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, on_write, begin=RAM_BASE,
-                                     end=self.stack_bottom - 1))
         try:
             uc.emu_start(self.entry, self.exit, timeout=TIMEOUT_US)
         except unicorn.UcError as e:

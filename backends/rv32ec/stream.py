@@ -12,7 +12,9 @@ Per layer the generated C (model.c) does, with no multiply anywhere:
 * adds those columns in packed pairs: each 32-bit word holds two neurons' int16 weights as
   w[2p] + w[2p+1] * 2^16, and a sum of such words is sum(lo) + sum(hi) * 2^16 exactly, so one add
   serves two neurons; the compiler proves every neuron's sums of positive and of negative weights fit
-  int16 (else it refuses). Eight words are summed in registers per pass over the list;
+  int16 (else it refuses). The sums start from the neurons' constant (bias and leak term) when that
+  also fits. A generated assembly routine (lbc_kernels.S) keeps eight words in registers per pass
+  over the list: two instructions per word and active input;
 * updates every neuron, unrolled with its constants as immediates: lo = (int16)word,
   hi = (word - lo) >> 16, u = v - leak(v) + c + b + I, spike when u > thr, reset; the leak is the
   shift-add expansion of v * d >> s (rounded half up) and the update's clamp is left out when the
@@ -27,7 +29,8 @@ import numpy as np
 from lbc.backends.base import Namer, c_array, comment_safe
 from lbc.ir.ops.spiking import U_LIMIT, state_bound
 
-CHUNK = 8  # packed words summed in registers per pass over the active columns
+CHUNK = 8  # packed words one assembly pass keeps in registers (a3, t0-t2, s0, s1, ra, tp)
+REGS = ("t0", "t1", "t2", "s0", "s1", "ra", "tp", "a3")
 
 
 def _uniform(v):
@@ -92,9 +95,13 @@ class StreamLowering:
             return
         n = M
         vec = lambda k: np.broadcast_to(np.asarray(lif.attr(k), dtype=np.int64), (n,))
-        self.layers.append({
+        cb = vec("c") + b
+        # the constant starts the packed sums when every lane stays within int16 with it
+        fold = bool((pos + np.clip(cb, 0, None)).max(initial=0) <= 32767
+                    and (neg + np.clip(cb, None, 0)).min(initial=0) >= -32768)
+        self.layers.append({"fold": fold,
             "dense": dense, "lif": lif, "K": K, "M": M, "P": (M + 1) // 2, "w": w,
-            "cb": vec("c") + b, "thr": vec("thr"), "vr": vec("vr"), "d": d, "s": s,
+            "cb": cb, "thr": vec("thr"), "vr": vec("vr"), "d": d, "s": s,
             "subtract": lif.attr("reset") == "subtract", "clamp": clamp,
             "state": lif.inputs[1], "input": dense.inputs[0], "spikes": lif.outputs[0],
         })
@@ -123,7 +130,7 @@ class StreamLowering:
 
     def render(self, offsets):
         """(constants, step body lines, reset lines, max active list length)"""
-        consts, body, resets = [], [], []
+        consts, body, resets, kernels = [], [], [], {}
         kmax = max(la["K"] for la in self.layers)
         g = self.g
         for li, la in enumerate(self.layers):
@@ -141,22 +148,24 @@ class StreamLowering:
             if li == 0 or la["input"] not in [x["spikes"] for x in self.layers[:li]]:
                 src = "input" if la["input"] == g.inputs[0] else f"(LBC_RAM + {offsets[la['input']]})"
                 body.append(f"    end = lbc_scan({src}, {la['K']}, {la['wid']}, {P}, lbc_act);")
+            init = [0] * P
+            if la["fold"]:
+                cbp = np.zeros(2 * P, dtype=np.int64)
+                cbp[:M] = la["cb"]
+                init = [int((cbp[2 * j] + cbp[2 * j + 1] * 65536) % 2**32) for j in range(P)]
+            body.append("    " + " ".join(f"acc[{j}] = 0x{v:08x}u;" for j, v in enumerate(init)))
             for c0 in range(0, P, CHUNK):
-                cw = range(c0, min(P, c0 + CHUNK))
-                body.append("    {")
-                body.append("        " + " ".join(f"uint32_t a{j} = 0;" for j in cw))
-                body.append("        for (const uint32_t *const *p = lbc_act; p < end; p++) {")
-                body.append("            const uint32_t *col = *p;")
-                body.append("            " + " ".join(f"a{j} += col[{j}];" for j in cw))
-                body.append("        }")
-                body.append("        " + " ".join(f"acc[{j}] = a{j};" for j in cw))
-                body.append("    }")
+                w = min(P, c0 + CHUNK) - c0
+                kname = f"lbc_colsum_{w}_{c0}"
+                kernels[kname] = {"name": kname, "width": w, "first": c0, "regs": REGS[:w]}
+                body.append(f"    {kname}(lbc_act, end, acc + {c0});")
             nxt = next((x for x in self.layers[li + 1:] if x["input"] == la["spikes"]), None)
             out = la["spikes"] in g.outputs or any(la["spikes"] in n.inputs for n in g.nodes
                                                  if n is not (nxt or {}).get("dense"))
             vptr = f"((int32_t *)(LBC_RAM + {offsets[la['state']]}))"
             zptr = f"(LBC_RAM + {offsets[la['spikes']]})"
             body.append(f"    v = {vptr};")
+            body.append('    __asm__("" : "+r"(v));  /* keep v in a register: one base for all neurons */')
             if nxt:
                 body.append("    end = lbc_act;")
             leak = self._leak_expr(la["d"], la["s"])
@@ -164,7 +173,8 @@ class StreamLowering:
                 lane = f"(int32_t)(int16_t)acc[{j // 2}]" if j % 2 == 0 else \
                     f"(((int32_t)acc[{j // 2}] - (int16_t)acc[{j // 2}]) >> 16)"
                 upd = f"u = v[{j}]" if leak is None else f"u = v[{j}]; u = u - {leak}"
-                line = f"    {upd}; u += {lane} + {int(la['cb'][j])};"
+                const = "" if la["fold"] else f" + {int(la['cb'][j])}"
+                line = f"    {upd}; u += {lane}{const};"
                 if la["clamp"]:
                     line += f" if (u > {U_LIMIT}) u = {U_LIMIT}; if (u < -{U_LIMIT}) u = -{U_LIMIT};"
                 thr, vr = int(la["thr"][j]), int(la["vr"][j])
@@ -187,7 +197,7 @@ class StreamLowering:
                 resets.append(f"    for (int i = 0; i < {M}; i++) (({'int32_t'} *)(LBC_RAM + {offsets[la['state']]}))[i] = {iid}[i];")
             else:
                 resets.append(f"    for (int i = 0; i < {M}; i++) ((int32_t *)(LBC_RAM + {offsets[la['state']]}))[i] = 0;")
-        return consts, body, resets, kmax, max(la["P"] for la in self.layers)
+        return consts, body, resets, kmax, max(la["P"] for la in self.layers), [kernels[k] for k in sorted(kernels)]
 
     def macs(self):
         return int(sum(la["K"] * la["M"] for la in self.layers))

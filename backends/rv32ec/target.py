@@ -447,12 +447,12 @@ class Rv32ecTarget(Target):
             raise TargetError("the model cannot be compiled for rv32ec:\n  - " + "\n  - ".join(low.problems))
         plan = graph.meta["memory_plan"]
         offsets = plan["offsets"]
-        consts, body, resets, kmax, pmax = low.render(offsets)
+        consts, body, resets, kmax, pmax, kernels = low.render(offsets)
         inp, out = graph.inputs[0], graph.outputs[0]
         arena = _align(max(plan["arena_bytes"], 4))
         self._stack = K.STACK_MIN
         ctx = {"header": header_lines(graph, self.name, graph.meta.get("quant", "?")), "consts": consts,
-               "body": body, "resets": resets, "kmax": kmax, "pmax": pmax, "arena_bytes": arena,
+               "body": body, "resets": resets, "kmax": kmax, "kernels": kernels, "pmax": pmax, "arena_bytes": arena,
                "state_bytes": plan.get("state_bytes", 0), "act_bytes": 4 * kmax, "ram_bytes": arena,
                "stack_bytes": self._stack, "input_size": graph.types[inp].size,
                "input_shape": list(graph.types[inp].shape), "output_size": graph.types[out].size,
@@ -464,8 +464,9 @@ class Rv32ecTarget(Target):
                  "Makefile": "Makefile.j2"}
         for name, tpl in files.items():
             (outdir / name).write_text(env.get_template(tpl).render(**ctx))
-        (outdir / "lbc_kernels.S").write_text("/* " + " ".join(ctx["header"]) + "\n * A streaming spiking model "
-                                              "needs no generated assembly kernels. */\n")
+        (outdir / "lbc_kernels.S").write_text(env.get_template("lbc_kernels.S.j2").render(
+            header=ctx["header"], low_tables=False,
+            kernels=[{"text": env.get_template("asm/colsum.S.j2").render(**k)} for k in kernels]))
         for name in RUNTIME_FILES:
             shutil.copyfile(RUNTIME / name, outdir / name)
         info = {"stream": True, "input_bytes": graph.types[inp].size, "output_dtype": "int8",
