@@ -48,7 +48,8 @@ def dense_onnx(path, dims=(64, 48, 10), seed=0):
         if not last:
             nodes.append(helper.make_node("Relu", [out], [f"h{i}"], name=f"relu{i}"))
             prev = f"h{i}"
-    g = helper.make_graph(nodes, "dense_64_48_10", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, dims[0]])],
+    g = helper.make_graph(nodes, "dense_64_48_10",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, dims[0]])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, dims[-1]])], inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="lbc-bench"), path)
     return path

@@ -83,7 +83,8 @@ def run(graph, x, return_all=False):
     seqs = bind_inputs(graph, x)
     first = np.asarray(next(iter(seqs.values())))
     if first.ndim < 2:
-        raise ValueError(f"graph {graph.name!r} has state: its input is a sequence [N, T, ...], got shape {first.shape}")
+        raise ValueError(f"graph {graph.name!r} has state: its inputs are sequences [N, T, ...], got shape "
+                         f"{first.shape}")
     n, steps = first.shape[:2]
     state = reset_state(graph, n)
     per_step = []

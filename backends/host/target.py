@@ -58,9 +58,12 @@ class _Lowering:
         out = []
         for name, st in self.g.states.items():
             init = np.asarray(st.init).reshape(-1)
+            ident = None
+            if init.any():
+                ident = self.add_const(f"{name}_init", _CTYPE[self.g.types[name].dtype.name], init,
+                                       f"initial value of state {name}")
             out.append({"ptr": self.ptr(name), "n": int(init.size), "comment": comment_safe(f"state {name}"),
-                        "init": None if not init.any() else self.add_const(
-                            f"{name}_init", _CTYPE[self.g.types[name].dtype.name], init, f"initial value of state {name}")})
+                        "init": ident})
         return out
 
     def const_array(self, t):
@@ -232,6 +235,7 @@ def _spiking(graph):
 
 class HostTarget(Target):
     name = "host"
+    streams = True
     description = "portable C99 for the build machine (the reference C backend)"
     default_quant = "int8"
     ops = frozenset(op for op, d in OPS.items() if d.int_fn is not None or d.layout)

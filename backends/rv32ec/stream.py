@@ -190,13 +190,14 @@ class StreamLowering:
                 body.append(f"    v[{j}] = u;")
             st = g.states[la["state"]]
             init = np.asarray(st.init).reshape(-1)
+            value = "0"
             if init.any():
-                iid = self.names(f"{la['state']}_init")
-                consts.append({"ident": iid, "ctype": "int32_t", "len": len(init), "body": c_array(init),
+                value = self.names(f"{la['state']}_init")
+                consts.append({"ident": value, "ctype": "int32_t", "len": len(init), "body": c_array(init),
                                "comment": comment_safe(f"initial value of state {la['state']}")})
-                resets.append(f"    for (int i = 0; i < {M}; i++) (({'int32_t'} *)(LBC_RAM + {offsets[la['state']]}))[i] = {iid}[i];")
-            else:
-                resets.append(f"    for (int i = 0; i < {M}; i++) ((int32_t *)(LBC_RAM + {offsets[la['state']]}))[i] = 0;")
+                value += "[i]"
+            resets.append(f"    for (int i = 0; i < {M}; i++)")
+            resets.append(f"        ((int32_t *)(LBC_RAM + {offsets[la['state']]}))[i] = {value};")
         return consts, body, resets, kmax, max(la["P"] for la in self.layers), [kernels[k] for k in sorted(kernels)]
 
     def macs(self):

@@ -388,11 +388,12 @@ class _Lowering:
 
 class Rv32ecTarget(Target):
     name = "rv32ec"
+    streams = True
     description = "RV32EC microcontrollers (WCH CH32V003): multiplier-free C and assembly, gcc, unicorn"
     default_quant = "int4"
     quants = ("int8", "int4", "int2", "ternary", "pentary")
     ops = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add", "relu", "clip", "reshape",
-                     "argmax"})
+                     "argmax", "lif"})  # lif: in streaming models, after a dense layer on spikes (stream.py)
     flash_bytes = DEFAULT_FLASH
     ram_bytes = DEFAULT_RAM
     KERNELS = ("auto", "lut", "bits", "bitsp", "unrolled")  # auto: the planner picks per layer
