@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from lbc.ir.interpreter import is_integer_node
 from lbc.ir.ops import OPS
 
 
@@ -58,8 +59,7 @@ def verify(graph):
             if o in defined:
                 raise VerifyError(f"tensor {o!r} defined twice")
             defined.add(o)
-        out_t = graph.types[node.outputs[0]]
-        if not out_t.dtype.is_float and not d.layout and node.op != "argmax":
+        if is_integer_node(graph, node):
             if d.int_fn is None:
                 raise VerifyError(f"node {node.name!r}: {node.op} has no integer form")
             _check_acc(graph, node)

@@ -165,6 +165,15 @@ def layout(code, offset):
 class Loc:
     expr: str
     zp: bool
+    y: bool = False  # indexed by Y (expr,y: absolute, 3 bytes)
+
+    @property
+    def operand(self):
+        return f"{self.expr},y" if self.y else self.expr
+
+    @property
+    def bytes(self):
+        return 3 if self.y or not self.zp else 2
 
 
 class Tmp:
@@ -180,10 +189,11 @@ class Tmp:
     mn = "lbc_mn"
     wp = "lbc_wp"
     pm, pmh, pn, pnh = "lbc_pm", "lbc_pmh", "lbc_pn", "lbc_pnh"
+    ip, op, rc, cc = "lbc_ip", "lbc_op", "lbc_rc", "lbc_cc"  # window loops: input/output index, counters
     ALL = (("lbc_t", 1), ("lbc_h", 1), ("lbc_t0", 1), ("lbc_t1", 1), ("lbc_a0", 1), ("lbc_a1", 1),
            ("lbc_a2", 1), ("lbc_mp", 1), ("lbc_mn", 1), ("lbc_wp", 2), ("lbc_pm", 2), ("lbc_pmh", 2),
-           ("lbc_pn", 2), ("lbc_pnh", 2))
-    BYTES = 19
+           ("lbc_pn", 2), ("lbc_pnh", 2), ("lbc_ip", 1), ("lbc_op", 1), ("lbc_rc", 1), ("lbc_cc", 1))
+    BYTES = 23
 
     @classmethod
     def used(cls, lines):
@@ -205,6 +215,18 @@ MACROS = """; PLUS u / MINUS u: A +/-= u, the carry (borrow) counted in X: 6 cyc
 .endmacro
 .macro MINUS u
     sbc u
+    bcs *+3
+    dex
+.endmacro
+; PLUSY u / MINUSY u: the same on u,y (the window kernels: Y = the window's position): 7 cycles, 8 when
+; it carries (one more when u+y crosses a page), 6 bytes
+.macro PLUSY u
+    adc u,y
+    bcc *+3
+    inx
+.endmacro
+.macro MINUSY u
+    sbc u,y
     bcs *+3
     dex
 .endmacro"""
@@ -523,6 +545,28 @@ def emit_multiply(c, p, call=False):
         c.ins(f"lda {sql},y", 3)
         c.ins(f"sbc {nql},y", 3)
         return
+    if p.dmax <= 0xFF:  # D_h = 0 wherever the multiply runs: one 8x8 product, P1 = 0
+        c.imp("sec")
+        c.ins(f"lda {sql},y", 3)
+        c.ins(f"sbc {nql},y", 3)
+        if p.k >= 8:
+            c.ins(f"lda {sqh},y", 3)  # floor(D*m / 256)
+            c.ins(f"sbc {nqh},y", 3)
+            if p.c_hi:
+                c.imm("ldx", 0)
+                _emit_chi(c, p)
+                emit_shift(c, p.k - 8, table=True)
+            else:
+                for _ in range(p.k - 8):
+                    c.imp("lsr a")
+            return
+        c.zp("sta", Tmp.t0)
+        c.ins(f"lda {sqh},y", 3)
+        c.ins(f"sbc {nqh},y", 3)
+        c.imp("tax")
+        c.zp("lda", Tmp.t0)
+        emit_shift(c, p.k, table=True)
+        return
     if p.k >= 8:
         c.imp("sec")  # P0 = D_l*m: only its high byte (and the borrow into it) matters
         c.ins(f"lda {sql},y", 3)
@@ -578,13 +622,20 @@ def _cmp24_lt(c, value, target, ok):
     c.label(ok)
 
 
-def emit_requant(c, p, out, lab, raw24=False, call=False):
+def _store(c, out, store_y):
+    if store_y:
+        c.zp("ldy", store_y)
+    c.ins(f"sta {out.operand}", out.bytes)
+
+
+def emit_requant(c, p, out, lab, raw24=False, call=False, store_y=None):
     """Requantise the raw accumulator (X:A, or lbc_a0..a2 when raw24) and store the byte at `out`.
-    `call`: the multiply goes through the shared routine (smaller, ~30 cycles slower)."""
+    `call`: the multiply goes through the shared routine (smaller, ~30 cycles slower). `store_y`: a
+    zero-page byte loaded into Y before the store (`out` indexed by Y; the requant clobbers Y)."""
     store = f"{lab}_st"
     if p.kind == "const":
         c.imm("lda", p.value)
-        c.mem("sta", out)
+        _store(c, out, store_y)
         return
     if p.kind == "thresholds":
         stubs = []
@@ -604,7 +655,7 @@ def emit_requant(c, p, out, lab, raw24=False, call=False):
             if tgt != stubs[-1][0]:
                 c.jmp(store)
         c.label(store)
-        c.mem("sta", out)
+        _store(c, out, store_y)
         return
     # multiply path
     sat_lo, sat_hi = f"{lab}_lo", f"{lab}_hi"
@@ -646,7 +697,7 @@ def emit_requant(c, p, out, lab, raw24=False, call=False):
             c.label(sat_lo)
             c.imm("lda", p.lo_s)
         c.label(store)
-    c.mem("sta", out)
+    _store(c, out, store_y)
 
 
 def _emit_checks24(c, p, sat_lo, sat_hi, lab):
@@ -666,6 +717,33 @@ def _emit_checks24(c, p, sat_lo, sat_hi, lab):
     if p.DH is not None:
         c.br("bne", sat_hi)
         _cmp16_ge(c, "y", p.DH, sat_hi, f"{lab}_ok2")
+
+
+# ------------------------------------------------------------------------------------- byte maps
+
+
+def emit_map(c, src, dst, n, how, lab):
+    """dst[i] = f(src[i]) for i < n, one loop per 256 bytes (X = i). `how`: None (copy), "flip"
+    (eor #$80: a biased store to a signed one or back), "relu" / "relu_biased" (max(x, 0) of a signed /
+    biased byte, stored signed) or the label of a 256-byte table indexed by the byte."""
+    for base in range(0, n, 256):
+        cnt = min(256, n - base)
+        c.imm("ldx", 0)
+        c.label(f"{lab}_m{base}")
+        c.absx("lda", f"a:{src}+{base},x")  # a: absolute addressing even when the arena is in the zero page
+        if how in ("flip", "relu_biased"):
+            c.imm("eor", 0x80)
+        if how in ("relu", "relu_biased"):
+            c.br("bpl", "*+4")
+            c.imm("lda", 0)
+        elif how not in (None, "flip"):
+            c.imp("tay")
+            c.absx("lda", f"{how},y")
+        c.absx("sta", f"a:{dst}+{base},x")
+        c.imp("inx")
+        if cnt < 256:
+            c.imm("cpx", cnt)
+        c.br("bne", f"{lab}_m{base}")
 
 
 # ------------------------------------------------------------------------------------- unrolled
@@ -737,7 +815,8 @@ def emit_unrolled_neuron(c, planes, X0, in_locs, lab=None):
             if lab:
                 c.label(f"{lab}_c")
             if pos:
-                c.mem("lda", in_locs[pos[0][0]])
+                loc = in_locs[pos[0][0]]
+                c.ins(f"lda {loc.operand}", loc.bytes)
                 rest = [t for t in terms if t is not pos[0]]
             else:
                 c.imm("lda", 0)
@@ -759,8 +838,9 @@ def emit_unrolled_neuron(c, planes, X0, in_locs, lab=None):
             rest = terms
         for i, s in rest:
             loc = in_locs[i]
-            n = 2 if loc.zp else 3
-            c.ins(f"{'PLUS ' if s > 0 else 'MINUS'} {loc.expr}", n + 3, branch_at=n)
+            n = loc.bytes
+            mac = ("PLUS" if s > 0 else "MINUS") + ("Y" if loc.y else "")
+            c.ins(f"{mac:6} {loc.expr}", n + 3, branch_at=n)
         if idx:
             c.zp("adc", Tmp.h)
             c.br("bcc", "*+3")

@@ -164,8 +164,9 @@ class Firmware:
         self._blocks[(addr, size)] = b
         return b
 
-    def run(self, writes, reads, count=False, on_code=()):
-        """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)], on_code:
+    def run(self, writes, reads, count=False, trace=None, on_code=()):
+        """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)]. With count,
+        `trace(address, instructions)` (if given) is called for every executed block. on_code:
         [(address, fn(uc, stats))] called whenever the core reaches that address (a streaming model's
         I/O point). Returns ([bytes per read], Stats)."""
         uc = self._machine()
@@ -191,6 +192,8 @@ class Firmware:
                 elif addr == state["ret"] and "end" not in state:
                     state["end"] = (st.instructions, st.n16, st.n32, st.mem, st.taken)
                 st.instructions += b.n
+                if trace is not None:
+                    trace(addr, b.n)
                 st.n16 += b.n16
                 st.n32 += b.n32
                 st.mem += b.mem
