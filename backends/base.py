@@ -15,7 +15,7 @@ import numpy as np
 from lbc import __version__
 from lbc.errors import ToolchainError, name_list
 
-STREAMING_TARGETS = ("host", "rv32ec")  # the targets whose `streams` is True
+STREAMING_TARGETS = ("host", "rv32ec", "nes")  # the targets whose `streams` is True
 # Attribute values of IR ops that no target's kernels implement yet (the interpreter does): a graph
 # using another value is refused by every target's `check`.
 EMITTED_ATTRS = {("pad", "mode"): "constant", ("maxpool", "ceil_mode"): 0, ("avgpool", "ceil_mode"): 0}

@@ -149,3 +149,28 @@ def test_rv32ec_refuses_what_it_cannot_stream(tmp_path):
     m = mlp(tmp_path / "m.nir", neuron="CubaLIF")
     r = lbc("compile", m, "--target", "rv32ec", "-o", tmp_path / "o")
     assert_user_error(r, "not supported in a model with state by target rv32ec", "li (n0.syn)")
+    assert_user_error(lbc("compile", m, "--target", "pentary", "-o", tmp_path / "p"), "does not compile models with state")
+
+
+def test_nes_streaming_is_bit_exact(tmp_path):
+    m = mlp(tmp_path / "m.nir", sizes=(20, 9, 5))
+    c = compile_model(m, tmp_path / "out", target="nes", quant="int4", calibration=spikes(64, 10, 20))
+    x = spikes(5, 14, 20, seed=4)
+    y, yq, stats = run_compiled(tmp_path / "out", x)
+    (ref,) = run(c.graph, x.astype(np.int8))
+    assert ref.sum() > 0
+    assert (yq == ref).all()
+    assert stats["cycles_per_step_mean"] > 0
+    inc = (tmp_path / "out" / "model.inc").read_text()
+    assert "jsr lbc_reset" in inc and "jsr lbc_step" in inc
+
+
+def test_nes_refuses_what_16_bits_cannot_hold(tmp_path):
+    # a leak of 2^-8 (beta = 0.996) bounds the membrane only at 256 x the current: beyond int16
+    m = mlp(tmp_path / "slow.nir", sizes=(400, 9, 5), beta=1 - 2**-8)
+    assert_user_error(lbc("compile", m, "--target", "nes", "--quant", "int4", "-o", tmp_path / "o"),
+                      "may not fit 16 bits", "lif n0")
+    # a leak that is not a shift
+    m = mlp(tmp_path / "odd.nir", sizes=(20, 9, 5), beta=0.9)
+    assert_user_error(lbc("compile", m, "--target", "nes", "--quant", "int4", "-o", tmp_path / "o2"),
+                      "needs a decay that is a shift")

@@ -49,3 +49,13 @@ def test_rv32ec_bit_exact(tmp_path, data):
     assert ref.sum() > 0
     assert (yq == ref).all()
     assert stats["instructions_per_step"] > 0
+
+
+def test_nes_bit_exact_int4(tmp_path, data):
+    calib, x, y = data
+    c = compile_model(EX / "spiking_digits.nir", tmp_path / "nes", target="nes", quant="int4", calibration=calib)
+    _, yq, stats = run_compiled(tmp_path / "nes", x[:6], raw=True)
+    (ref,) = run(c.graph, x[:6].astype(np.int8))
+    assert ref.sum() > 0
+    assert (yq == ref).all()
+    assert stats["cycles_per_step_mean"] > 0
