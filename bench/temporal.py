@@ -13,8 +13,10 @@ host executable, counts executed instructions exactly and writes bench/results/t
 * accuracy: snnTorch float (examples/spiking_digits/float.json), lbc's float interpreter of the NIR
   graph, the integer interpreter, host and rv32ec (the whole test set), by output spike count.
 
+* nes: the same network with int4 weights (the NES target's widest) under sim65: cycles per step.
+
 Every compiled output is compared with the reference interpreter; any difference exits 1.
-Target: <= 1,500 instructions per step at a 10 % input spike rate.
+Targets: <= 1,500 instructions per step at a 10 % input spike rate on rv32ec; <= 6,000 cycles on the NES.
 
     .venv/bin/python bench/temporal.py [--quick]
 """
@@ -72,6 +74,7 @@ def main():
         tmp = Path(tmp)
         rv = compile_model(EX / "spiking_digits.nir", tmp / "rv", target="rv32ec", quant="int8", calibration=calib)
         host = compile_model(EX / "spiking_digits.nir", tmp / "host", target="host", quant="int8", calibration=calib)
+        nes = compile_model(EX / "spiking_digits.nir", tmp / "nes", target="nes", quant="int4", calibration=calib)
         m = read_manifest(tmp / "rv")
         out["state_bytes"] = m["state_bytes"]
         out["rv32ec_build"] = {k: rv.report["build"][k] for k in ("flash_used", "code", "rodata", "ram_static")}
@@ -83,14 +86,18 @@ def main():
             if not (yq == ref).all():
                 wrong.append(f"rv32ec output differs from the interpreter at input rate {rate}")
             steps = [i for seq in st["per_sequence_steps"] for i in seq]
+            _, yn, sn = run_compiled(tmp / "nes", x, raw=True)
+            if not (yn == run(nes.graph, x.astype(np.int8))[0]).all():
+                wrong.append(f"nes output differs from the interpreter at input rate {rate}")
             out["sweep"].append({"input_rate": rate, "instructions_per_step_mean": round(float(np.mean(steps)), 1),
                                  "instructions_per_step_max": int(max(steps)),
+                                 "nes_int4_cycles_per_step_mean": sn["cycles_per_step_mean"],
                                  "hidden_rate": None})
             env = run(rv.graph, x.astype(np.int8), return_all=True)
             hidden = next(n.outputs[0] for n in rv.graph.nodes if n.op == "lif")
             out["sweep"][-1]["hidden_rate"] = round(float(env[hidden].mean()), 3)
-            print(f"rate {rate:4.0%}: {np.mean(steps):7.1f} instructions/step (max {max(steps)}), hidden spike rate "
-                  f"{out['sweep'][-1]['hidden_rate']:.2f}")
+            print(f"rate {rate:4.0%}: rv32ec {np.mean(steps):7.1f} instructions/step (max {max(steps)}), nes "
+                  f"{sn['cycles_per_step_mean']:8.1f} cycles/step, hidden spike rate {out['sweep'][-1]['hidden_rate']:.2f}")
         dense = compile_model(dense_onnx(tmp / "dense.onnx"), tmp / "dense", target="rv32ec", quant="int8",
                               calibration=np.random.default_rng(1).uniform(0, 1, (64, 64)).astype(np.float32))
         xd = np.random.default_rng(2).uniform(0, 1, (8, 64)).astype(np.float32)
@@ -117,10 +124,19 @@ def main():
         if not (yr == yi[:n]).all():
             wrong.append("rv32ec output differs from the interpreter on the test set")
         acc[f"rv32ec ({n} test sequences)"] = float(np.mean(yr.sum(axis=1).argmax(axis=1) == yte[:n]))
+        (yi4,) = run(nes.graph, xte.astype(np.int8))
+        acc["integer_interpreter_int4"] = float(np.mean(yi4.sum(axis=1).argmax(axis=1) == yte))
+        _, yn, _ = run_compiled(tmp / "nes", xte[:n], raw=True)
+        if not (yn == yi4[:n]).all():
+            wrong.append("nes output differs from the interpreter on the test set")
+        acc[f"nes_int4 ({n} test sequences)"] = float(np.mean(yn.sum(axis=1).argmax(axis=1) == yte[:n]))
+        out["state_bytes_nes"] = nes.report["emit"]["ram_bytes"]
         out["accuracy"] = acc
         print("accuracy:", json.dumps(acc))
     at10 = next(s for s in out["sweep"] if s["input_rate"] == 0.10)["instructions_per_step_mean"]
+    nes10 = next(s for s in out["sweep"] if s["input_rate"] == 0.10)["nes_int4_cycles_per_step_mean"]
     out["targets"] = {"rv32ec_instructions_per_step_at_10pct": at10, "limit": TARGET_10, "met": at10 <= TARGET_10,
+                      "nes_cycles_per_step_at_10pct": nes10, "nes_limit": 6000, "nes_met": nes10 <= 6000,
                       "accuracy_within_2_points_of_snntorch": acc["host"] >= acc["snntorch_float"] - 0.02}
     out["wrong_outputs"] = wrong
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
