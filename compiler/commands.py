@@ -199,7 +199,7 @@ def cmd_verify(args):
                                  target_options=_target_options(args))
         specs = driver.io_specs(c.graph, c.graph.inputs)
         x, labels = driver.load_inputs(args.data, c.graph.inputs, "data")
-        x = driver.check_inputs(x, specs, f"data {args.data}")
+        x = driver.check_inputs(x, specs, f"data {args.data}", c.graph.stateful)
         _, yq, stats = driver.run_compiled(c.outdir, x, raw=True)
     refs = interpret(c.graph, driver.quantize_inputs(x, specs))
     yqs = list(yq.values()) if isinstance(yq, dict) else [yq]
@@ -213,7 +213,7 @@ def cmd_verify(args):
             raise LbcError(f"data {args.data}: labels (y) are compared with the output of a one-output model; this "
                            f"one has {len(yqs)}")
         is_index = c.graph.types[c.graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
-        pred, fpred = (_classes(y, is_index) for y in (yqs[0], interpret(c.float_graph, x)[0]))
+        pred, fpred = (_classes(y, is_index, c.graph.stateful) for y in (yqs[0], interpret(c.float_graph, x)[0]))
         print(f"accuracy: compiled {np.mean(pred == labels):.4f}, float model {np.mean(fpred == labels):.4f} "
               f"({n} samples)")
     for k, v in stats.items():
@@ -224,9 +224,13 @@ def cmd_verify(args):
     return 0
 
 
-def _classes(y, is_index):
-    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores."""
-    y = np.asarray(y).reshape(len(y), -1)
+def _classes(y, is_index, sequence=False):
+    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores;
+    for a model with state (outputs [N, T, ...]) the argmax of the outputs summed over time (spike counts)."""
+    y = np.asarray(y)
+    if sequence:
+        y = y.sum(axis=1)
+    y = y.reshape(len(y), -1)
     return y[:, 0] if is_index else y.argmax(axis=1)
 
 

@@ -59,3 +59,14 @@ def test_nes_bit_exact_int4(tmp_path, data):
     assert ref.sum() > 0
     assert (yq == ref).all()
     assert stats["cycles_per_step_mean"] > 0
+
+
+def test_cli_verify_counts_spikes():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "lbc.cli", "verify", str(EX / "spiking_digits.nir"), "--target", "host",
+                        "--quant", "int8", "--calibration", str(EX / "calib.npz"), "--data", str(EX / "test.npz")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "360/360 outputs identical" in r.stdout
+    assert "accuracy: compiled 0.96" in r.stdout
