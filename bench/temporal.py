@@ -76,7 +76,7 @@ def main():
         host = compile_model(EX / "spiking_digits.nir", tmp / "host", target="host", quant="int8", calibration=calib)
         nes = compile_model(EX / "spiking_digits.nir", tmp / "nes", target="nes", quant="int4", calibration=calib)
         m = read_manifest(tmp / "rv")
-        out["state_bytes"] = m["state_bytes"]
+        out["state_bytes"] = m["state_bytes"]  # int32 membranes (host, rv32ec)
         out["rv32ec_build"] = {k: rv.report["build"][k] for k in ("flash_used", "code", "rodata", "ram_static")}
         rng = np.random.default_rng(0)
         for rate in RATES:
@@ -130,7 +130,8 @@ def main():
         if not (yn == yi4[:n]).all():
             wrong.append("nes output differs from the interpreter on the test set")
         acc[f"nes_int4 ({n} test sequences)"] = float(np.mean(yn.sum(axis=1).argmax(axis=1) == yte[:n]))
-        out["state_bytes_nes"] = nes.report["emit"]["ram_bytes"]
+        out["nes_state_bytes"] = nes.report["emit"]["state_bytes"]  # int16 membranes
+        out["nes_ram_bytes"] = nes.report["emit"]["ram_bytes"]
         out["accuracy"] = acc
         print("accuracy:", json.dumps(acc))
     at10 = next(s for s in out["sweep"] if s["input_rate"] == 0.10)["instructions_per_step_mean"]

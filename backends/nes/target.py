@@ -955,7 +955,7 @@ class NesTarget(Target):
         ctx = {"header": header_lines(graph, self.name, graph.meta.get("quant", "?")), "code": code,
                "resets": resets, "data": data, "bss": bss, "input_size": graph.types[inp].size,
                "output_size": graph.types[out].size, "ram_bytes": bss_bytes + graph.types[inp].size + 1
-               + graph.types[out].size, "state_bytes": sum(4 * la["M"] // 2 for la in st.layers)}
+               + graph.types[out].size, "state_bytes": sum(2 * la["M"] for la in st.layers)}  # int16 membranes
         env = template_env(HERE / "templates")
         outdir = Path(outdir)
         (outdir / "model.s").write_text(env.get_template("model_stream.s.j2").render(**ctx))
@@ -965,7 +965,7 @@ class NesTarget(Target):
         (outdir / "stream.json").write_text(json.dumps({"stream": True, "state_bytes": ctx["state_bytes"],
                                                         "ram_bytes": ctx["ram_bytes"]}) + "\n")
         return {"files": ["model.inc", "model.s", "sim6502.cfg", "sim_main.s", "stream.json"], "stream": True,
-                "macs": st.macs(), "ram_bytes": ctx["ram_bytes"]}
+                "macs": st.macs(), "ram_bytes": ctx["ram_bytes"], "state_bytes": ctx["state_bytes"]}
 
     def emit(self, graph, outdir, options):
         if graph.stateful:
