@@ -198,6 +198,10 @@ def main(argv=None):
     Path(args.output).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     print(json.dumps(out["summary"], indent=2))
     print(f"wrote {args.output}")
+    bad = [k for k, r in out["results"].items() if not r["bit_exact"]]
+    if bad:
+        print(f"bench: outputs differ from the reference interpreter: {', '.join(bad)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,7 +13,7 @@ multiply, so a dense layer becomes, per output neuron, one of three kernels:
 
   The carry that `inx` leaves set leaks +1 into the next add; the leaks are exactly accounted for
   by one fix-up per plane (`stx t ; sbc t ; bcs *+3 ; dex`), which is valid when the value
-  Z = 255*X0 + S + C0 stays in [2, 65279] for every possible input (proved per neuron from the
+  Z = 255*X0 + S + C0 stays in [2, 65279] (CHAIN_ZMIN, CHAIN_ZMAX) for every possible input (proved per neuron from the
   weight signs and the input range, by choosing the start value X0). See `_chain_math` below.
 * **loop** (loops over packed weights): per neuron and plane a bit mask of the positive and of the
   negative weights (2 bits per weight and plane), walked by one small routine per layer that adds
@@ -322,7 +322,9 @@ def plan_requant(rmin, rmax, K, m, k, lo, hi, o_out):
     B = None
     for j in ((k, 8) if k > 8 else (k,)):
         cand = base_for(j)
-        if H - cand <= 0xFFFF:
+        # D = raw - B must fit 16 bits up to H; with a 16-bit raw (no third byte to test) up to rmax too,
+        # since the high clamp compares D itself
+        if H - cand <= 0xFFFF and (rmax > 0xFFFF or rmax - cand <= 0xFFFF):
             B = cand
             break
     if B is None:
@@ -357,6 +359,8 @@ def simulate_requant(p, raw):
             out = np.where(raw >= t, v, out)
         return out
     D = raw - p.B
+    if raw.size and raw.max() <= 0xFFFF:  # a 16-bit raw: the code forms D modulo 2**16
+        D = D & 0xFFFF
     if p.k >= 8:
         hi16 = (D * p.m) >> 8
         y = ((hi16 + p.c_hi) >> (p.k - 8)) & 0xFF
@@ -765,37 +769,53 @@ def _plane_range(terms, ul, uh):
     return lo, hi
 
 
+CHAIN_ZMIN, CHAIN_ZMAX = 2, 65279  # a leaky chain is exact while Z stays in [CHAIN_ZMIN, CHAIN_ZMAX]
+CHAIN_DOUBLE_MAX = 0x7FFF  # raw must double between planes without losing bit 15
+ACC16_MAX, ACC24_MAX = 0xFFFF, 0xFFFFFF  # the loop and table kernels' raw sums are proven to stay within these
+
+
+def unrolled_chain_range(planes, X0, ul, uh):
+    """The extremes of the chain started at X0 over every input in [ul, uh]:
+    (lowest Z, highest Z, highest raw before a doubling, off, vlo, vhi), raw = V + off in [vlo+off, vhi+off]."""
+    zmin, zmax, dbl = None, None, None
+    vlo = vhi = off = 0
+    for idx, (p, terms) in enumerate(planes):
+        slo, shi = _plane_range(terms, ul, uh)
+        if idx == 0:
+            vlo, vhi = slo, shi
+            zlo, zhi = 255 * X0 + vlo, 255 * X0 + vhi
+            off = 255 * X0 - 1
+        else:
+            dbl = vhi + off if dbl is None else max(dbl, vhi + off)
+            if not terms:
+                vlo, vhi, off = 2 * vlo, 2 * vhi, 2 * off
+                continue
+            zlo, zhi = 2 * (vlo + off) + slo, 2 * (vhi + off) + shi
+            vlo, vhi, off = 2 * vlo + slo, 2 * vhi + shi, 2 * off - 1
+        zmin = zlo if zmin is None else min(zmin, zlo)
+        zmax = zhi if zmax is None else max(zmax, zhi)
+    return zmin, zmax, dbl, off, vlo, vhi
+
+
+def chain_exact(zmin, zmax, dbl):
+    return zmin >= CHAIN_ZMIN and zmax <= CHAIN_ZMAX and (dbl is None or dbl <= CHAIN_DOUBLE_MAX)
+
+
 def unrolled_chain_plan(planes, ul, uh, prefer=None):
     """Choose X0 for the first plane so that every leaky chain stays provably exact.
 
     Returns (X0, off, rmin, rmax) with raw = V + off, V = sum(w*u), or None if 16 bits cannot hold
     it. Math: a chain started at Q0 = 256*X0 + A0 with carry C0 = 0 ends with
-    (after the fix-up) raw = Z - 1, Z = Q0 + S + C0 - X0, provided Z is in [2, 65279].
-    `prefer(off) -> bool`: among the feasible X0, take the first whose offset it accepts."""
+    (after the fix-up) raw = Z - 1, Z = Q0 + S + C0 - X0, provided Z is in [CHAIN_ZMIN, CHAIN_ZMAX]
+    = [2, 65279] for every plane and input (tests/nes/test_nes_proof_edges.py runs neurons at both
+    ends and one past them). `prefer(off) -> bool`: among the feasible X0, take the first whose offset
+    it accepts."""
     if not planes:
         return 0, 0, 0, 0
     first = None
     for X0 in range(256):
-        ok, vlo, vhi, off = True, 0, 0, None
-        for idx, (p, terms) in enumerate(planes):
-            slo, shi = _plane_range(terms, ul, uh)
-            if idx == 0:
-                vlo, vhi = slo, shi
-                zlo, zhi = 255 * X0 + vlo, 255 * X0 + vhi
-                off = 255 * X0 - 1
-            else:
-                if vhi + off > 0x7FFF:  # raw must double without losing bit 15
-                    ok = False
-                    break
-                if not terms:
-                    vlo, vhi, off = 2 * vlo, 2 * vhi, 2 * off
-                    continue
-                zlo, zhi = 2 * (vlo + off) + slo, 2 * (vhi + off) + shi
-                vlo, vhi, off = 2 * vlo + slo, 2 * vhi + shi, 2 * off - 1
-            if zlo < 2 or zhi > 65279:
-                ok = False
-                break
-        if ok:
+        zmin, zmax, dbl, off, vlo, vhi = unrolled_chain_range(planes, X0, ul, uh)
+        if chain_exact(zmin, zmax, dbl):
             if first is None:
                 first = (X0, off, vlo + off, vhi + off)
             if prefer is None or prefer(off):
@@ -941,8 +961,8 @@ def loop_offset(planes, ul, uh, K):
     off0 = -(vlo // scale) if vlo < 0 else 0
     offf = off0 * scale
     rmin, rmax = vlo + offf, vhi + offf
-    bits = 16 if rmax <= 0xFFFF else 24
-    if rmax > 0xFFFFFF:
+    bits = 16 if rmax <= ACC16_MAX else 24
+    if rmax > ACC24_MAX:
         return None
     return off0, offf, rmin, rmax, bits
 
@@ -1037,7 +1057,7 @@ def table_offset(w, ul, uh, P):
     scale = 1 << (P - 1)
     s0 = -(vlo // scale)
     rmin, rmax = vlo + s0 * scale, vhi + s0 * scale
-    if rmax > 0xFFFF:
+    if rmax > ACC16_MAX:
         return None
     return s0, s0 * scale, rmin, rmax
 

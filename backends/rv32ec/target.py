@@ -35,6 +35,7 @@ CFLAGS = ["-Os", "-g", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distrib
 SRCS = ["crt0.S", "main.c", "model.c", "lbc_rt.c", "lbc_kernels.S"]
 BIN_SECTIONS = ["-j", ".init", "-j", ".text", "-j", ".rodata", "-j", ".data"]
 DEFAULT_FLASH, DEFAULT_RAM = 16 * 1024, 2 * 1024
+BOARD_SAMPLES = 8  # inputs compiled into the board firmware at most
 STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
 # code of the runtime helper each requantising non-dense op links in (once per model)
 RQ_HELPER_FLASH = {"add": 90, "mul": 160, "global_avgpool": 70, "avgpool": 200}
@@ -580,9 +581,7 @@ class Rv32ecTarget(Target):
 
     def __init__(self, flash_bytes=None, ram_bytes=None, kernel=None, samples=None):
         super().__init__(flash_bytes, ram_bytes)
-        if samples is not None:
-            raise LbcError("--samples is not used by target rv32ec (the firmware reads its input from lbc_input(); "
-                           "use lbc run --input)")
+        self.samples = samples  # .npz/.npy of inputs compiled into the board firmware (model.hex)
         if kernel not in (None,) + self.KERNELS:
             raise LbcError(f"unknown rv32ec kernel {kernel!r}; valid: {', '.join(self.KERNELS)}")
         self.kernel = None if kernel in (None, "auto") else kernel
@@ -714,10 +713,13 @@ class Rv32ecTarget(Target):
             "arch": " ".join(ARCH), "cflags": " ".join(CFLAGS), "ldflags": " ".join(self._ldflags()),
             "srcs": " ".join(SRCS), "bin_sections": " ".join(BIN_SECTIONS),
         }
+        ctx["model_name"] = re.sub(r"[^A-Za-z0-9_.-]", "_", graph.name or "model")[:40]
         files = {"model.c": "model.c.j2", "model.h": "model.h.j2", "main.c": "main.c.j2",
                  "lbc_kernels.S": "lbc_kernels.S.j2", "Makefile": "Makefile.j2"}
         for name, tpl in files.items():
             (outdir / name).write_text(env.get_template(tpl).render(**ctx))
+        self._board_samples = self._sample_set(graph)
+        self._write_samples(outdir, header, graph, len(self._board_samples[0]))
         for name in RUNTIME_FILES:
             shutil.copyfile(RUNTIME / name, outdir / name)
         info = {
@@ -734,9 +736,67 @@ class Rv32ecTarget(Target):
         (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         self._emitted = (graph, options, plan.flash)
         self._stack = low.stack
-        return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json"]), "layers": layer_info,
+        return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json", "samples.c", "samples.h"]),
+                "layers": layer_info,
                 "ram_layout": info["ram_layout"], "est_flash": plan.flash, "est_instructions": info["est_instructions"],
                 "macs": info["macs"]}
+
+    def _sample_set(self, graph):
+        """(quantised inputs, source text) of the board firmware: --samples, else fixed random inputs."""
+        from lbc.ir.quant import quantize_input
+        exp = graph.types[graph.inputs[0]].exp
+        if self.samples:
+            from lbc.driver import check_batch, load_batch
+            x, _ = load_batch(self.samples, "--samples")
+            x = check_batch(x, graph, f"--samples {self.samples}")[:BOARD_SAMPLES]
+            source = f"--samples {Path(self.samples).name}"
+        else:
+            shape = tuple(graph.types[graph.inputs[0]].shape[1:])
+            x = np.random.default_rng(0).uniform(-1.0, 1.0, (2,) + shape).astype(np.float32)
+            source = "2 uniform random inputs in [-1, 1] (seed 0; pass --samples for real ones)"
+        return quantize_input(x, exp).reshape(len(x), -1), source
+
+    def _write_samples(self, outdir, header, graph, n):
+        xq, source = self._board_samples
+        env = self._env()
+        ctx = {"header": header, "samples": [", ".join(str(int(v)) for v in row) for row in xq[:n]],
+               "input_exp": graph.types[graph.inputs[0]].exp, "source": comment_safe(source, 120)}
+        for name in ("samples.c", "samples.h"):
+            (outdir / name).write_text(env.get_template(name + ".j2").render(**ctx))
+        self._samples_header = header
+
+    def _build_board(self, outdir, gcc):
+        """model_board.elf and model.hex (the board firmware); fewer samples when flash is short.
+        Returns the build facts, or a note saying why there is no board image."""
+        xq, _ = self._board_samples
+        n = len(xq)
+        while n:
+            r = subprocess.run([gcc, *ARCH, *CFLAGS, "-DLBC_BOARD", *SRCS, "samples.c", *self._ldflags(), "-o",
+                                "model_board.elf"], cwd=outdir, capture_output=True, text=True)
+            if not r.returncode:
+                break
+            if "overflowed" not in r.stderr and "less than __stack_min" not in r.stderr:
+                raise InternalError(f"the board firmware failed to build:\n{r.stderr.strip()}")
+            n -= 1
+            self._write_samples(outdir, self._samples_header, self._emitted[0], n)
+        if not n:
+            (outdir / "model_board.elf").unlink(missing_ok=True)
+            return {"hex": None, "hex_note": "the board firmware does not fit beside the model (not even one sample)"}
+        objcopy = find_tool(OBJCOPY, BINUTILS_PKG)
+        r = subprocess.run([objcopy, "-O", "ihex", *BIN_SECTIONS, "model_board.elf", "model.hex"], cwd=outdir,
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise InternalError(f"objcopy failed: {r.stderr.strip()}")
+        return {"hex": "model.hex", "board_elf": "model_board.elf", "board_samples": n}
+
+    def run_board(self, outdir):
+        """Run the board firmware in the emulator (clock, USART1 and SysTick modelled): what it printed."""
+        from lbc.backends.rv32ec.emulator import Firmware
+        elf = Path(outdir) / "model_board.elf"
+        if not elf.exists():
+            raise ToolchainError(f"{elf} is missing; compile the model first (without --no-build)")
+        _, st = Firmware(elf, self.flash_bytes, self.ram_bytes).run([], [], count=True)
+        return st.uart.decode("ascii", "replace")
 
     def _ldflags(self):
         flags = ["-nostdlib", "-nostartfiles", "-T", "ch32v003.ld", "-Wl,--gc-sections",
@@ -794,6 +854,7 @@ class Rv32ecTarget(Target):
         sizes = elf_sizes(outdir / "model.elf")
         sizes.update(elf="model.elf", bin="model.bin", map="model.map", flash_bytes=self.flash_bytes,
                      ram_bytes=self.ram_bytes, code_instructions=n_insns, isa="rv32ec (checked: no M, x0-x15)")
+        sizes.update(self._build_board(outdir, gcc))
         return sizes
 
     # ------------------------------------------------------------------ run
