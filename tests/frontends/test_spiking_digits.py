@@ -69,4 +69,4 @@ def test_cli_verify_counts_spikes():
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "360/360 outputs identical" in r.stdout
-    assert "accuracy: compiled 0.96" in r.stdout
+    assert "accuracy: float 96.67%, on target 96.39%" in r.stdout
