@@ -40,6 +40,10 @@ def verify(graph):
         for a in node.attrs:
             if a not in d.attrs:
                 raise VerifyError(f"node {node.name!r}: {node.op} has no attribute {a!r}")
+        if node.op == "table":  # what every target's lookup kernel assumes
+            t = node.attrs.get("table", ())
+            if len(t) != 256 or min(t) < -128 or max(t) > 127:
+                raise VerifyError(f"node {node.name!r}: a table needs 256 int8 entries")
         for i in node.inputs:
             if i not in defined:
                 raise VerifyError(f"node {node.name!r} reads {i!r} before it is defined")

@@ -55,3 +55,15 @@ def test_max_min_align_and_rescale(op):
     fn = np.maximum if op == "max" else np.minimum
     want = np.clip(np.floor(fn(a.astype(np.int64) * 4, b) / 2 + 0.5), -128, 127)
     np.testing.assert_array_equal(y, want)
+
+
+def test_verifier_checks_tables():
+    from lbc.ir.verify import VerifyError, verify
+
+    def graph(table):
+        return Graph("t", ["x"], ["y"], [Node("table", "t", ["x"], ["y"], {"table": table, "fn": "exp"})],
+                     {"x": TensorType(I8, (1, 4), 3), "y": TensorType(I8, (1, 4), 3)})
+    verify(graph(tuple(range(-128, 128))))
+    for bad in (tuple(range(-128, 127)), (128,) + tuple(range(-127, 128))):
+        with pytest.raises(VerifyError, match="256 int8 entries"):
+            verify(graph(bad))
