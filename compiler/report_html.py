@@ -63,7 +63,8 @@ def _timeline(graph, ram_limit, width=560, height=220):
     steps = max(len(nodes), 1)
     sx, sy = (width - 60) / steps, (height - 30) / top
     rects = []
-    for k, (t, off) in enumerate(sorted(offsets.items(), key=lambda kv: (first.get(kv[0], 0), kv[1]))):
+    planned = {t: off for t, off in offsets.items() if t in graph.types}  # patch tiles live inside their stage
+    for k, (t, off) in enumerate(sorted(planned.items(), key=lambda kv: (first.get(kv[0], 0), kv[1]))):
         size = tensor_bytes(graph.types[t])
         a, b = first.get(t, 0), last.get(t, first.get(t, 0))
         rects.append({"x": round(50 + a * sx, 1), "w": round(max((b - a + 1) * sx - 2, 2), 1),
