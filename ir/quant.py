@@ -10,6 +10,8 @@
 
 import numpy as np
 
+from lbc.errors import QuantError
+
 ACT_LO, ACT_HI = -128, 127
 
 
@@ -62,15 +64,22 @@ def requant_fits(acc_bound, m, k):
 
 def choose_multiplier(real, acc_bound, max_bits=8):
     """Approximate `real` (> 0) as m * 2**-k with m < 2**max_bits and |acc|*m + 2**(k-1) < 2**31 for
-    |acc| <= acc_bound (`requant_fits`; tests/ir/test_requant_edges.py runs accumulators at that bound
-    and one past it). Returns (m, k), the largest k that keeps both; m may be 0 when `real` is too small
-    to matter (the output always rounds to 0).
+    |acc| <= acc_bound (`requant_fits`; tests/rv32ec/test_requant_edges.py runs accumulators at that
+    bound and one past it). Returns (m, k), the largest k that keeps both; m may be 0 when `real` is too
+    small to matter (the output always rounds to 0). A factor too large for m (real >= 2**max_bits, or
+    beyond what the accumulator bound leaves) is refused: saturating m would silently compute a
+    different function.
     """
     if real <= 0:
         return 0, 0
     bound = max(int(acc_bound), 1)
     top = 2**max_bits - 1
-    best = (max(min(int(np.floor(real + 0.5)), top, (ACC_LIMIT - 1) // bound), 0), 0)  # real >= 1: saturate m
+    cap = min(top, (ACC_LIMIT - 1) // bound)
+    if int(np.floor(real + 0.5)) > cap:
+        raise QuantError(f"a rescaling factor of {real:.6g} cannot be represented exactly as m * 2**-k with "
+                         f"m <= {cap} (accumulators up to {int(acc_bound)}); the output scale is too fine for "
+                         f"this layer: calibrate with data that covers the output's range")
+    best = (int(np.floor(real + 0.5)), 0)
     for k in range(0, 48):
         m = int(np.floor(real * 2.0**k + 0.5))
         if m > top or not requant_fits(bound, m, k):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import need_toolchain
 from lbc.driver import compile_model, read_manifest
-from lbc.errors import TargetError
+from lbc.errors import QuantError, TargetError
 from lbc.ir.interpreter import run as interpret
 from lbc.ir.quant import choose_multiplier, requant_fits
 from proof_util import dense_graph, extreme_inputs
@@ -28,6 +28,10 @@ def test_choose_multiplier_at_and_past_the_bound():
     for _ in range(2000):
         bound = int(rng.integers(1, 2**27))
         real = float(np.exp(rng.uniform(-12, 6)))
+        if np.floor(real + 0.5) > min(255, (2**31 - 1) // bound):  # no m can hold it: refused
+            with pytest.raises(QuantError):
+                choose_multiplier(real, bound)
+            continue
         m, k = choose_multiplier(real, bound)
         assert 0 <= m <= 255 and requant_fits(bound, m, k)
         if m and m < 255:  # and it is the finest scale allowed: one more bit of k would break a promise
