@@ -318,7 +318,7 @@ def _verify(graph, float_graph, outdir, target, quant, data):
             print(f"accuracy on target {acc:.2%} ({n} samples; the float model is not in an output folder: verify "
                   f"the model file to compare)")
         else:
-            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False,
+            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], is_index,
                              graph.stateful)
             facc = float(np.mean(fpred == labels))
             drop = 100 * (facc - acc)

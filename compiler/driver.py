@@ -24,6 +24,7 @@ from lbc.passes.plan_memory import tensor_bytes
 
 MANIFEST = "lbc.json"
 REPORT = "report.json"
+REPORT_HTML = "report.html"
 
 
 @dataclass
@@ -289,6 +290,8 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
                     "totals": totals, "emit": extra, "build": built, "warnings": c.warnings}
         _dump(tmp / MANIFEST, manifest(c))
         _dump(tmp / REPORT, c.report)
+        from lbc.report_html import render as render_html
+        (tmp / REPORT_HTML).write_text(render_html(c))
         c.report["compile_seconds"] = round(time.perf_counter() - t0, 3)
         if out.exists():
             old = out.with_name(f".{out.name}.old")

@@ -24,6 +24,7 @@ from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
 from lbc.ir import patch as P
 from lbc.ir.graph import TensorType
 from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
+from lbc.ir.quant import requant_fits
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE.parent.parent / "runtime" / "rv32ec"
@@ -106,6 +107,15 @@ class _Lowering:
             return None
         if g.types[n.inputs[0]].dtype.name != "i8" or g.types[n.outputs[0]].dtype.name != "i8":
             self.problems.append(f"{n.op} {n.name}: needs int8 activations")
+            return None
+        # the kernels multiply the 32-bit accumulator by m in a 32-bit register (shifts and adds)
+        bound = np.abs(w.reshape(len(w), -1)).sum(axis=1) * 128 + (np.abs(b) if b is not None else 0)
+        mm, kk = np.broadcast_to(np.array(m), bound.shape), np.broadcast_to(np.array(k), bound.shape)
+        bad = [j for j in range(len(bound)) if not requant_fits(bound[j], mm[j], kk[j])]
+        if bad:
+            j = bad[0]
+            self.problems.append(f"{n.op} {n.name}: output {j}'s accumulator (|acc| <= {int(bound[j])}) times its "
+                                 f"multiplier {int(mm[j])} does not fit 32 bits")
             return None
         return w, dt, b, m, k
 
