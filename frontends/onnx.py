@@ -135,6 +135,7 @@ class _Importer:
         self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
         self.exp_hints = {}
         self.qtypes = {}  # output of a QuantizeLinear -> (its parameters, its numpy dtype)
+        self.used = None  # every tensor some node or graph output reads (computed on first need)
         self.problems = Problems()
         self.unknown = set()  # tensors produced by nodes that could not be imported
         self.trace = []  # per ONNX node: (name, op_type, IR nodes it became, problem or None)
@@ -328,7 +329,7 @@ class _Importer:
         else:
             return False
         try:
-            ref = ReferenceEvaluator(node, opsets={"": self.opset})
+            ref = ReferenceEvaluator(self._node_model(node, feeds))
             outs = ref.run(None, feeds)
         except Exception as e:  # noqa: BLE001 - the reference raises anything on models it rejects
             raise _Refused(f"cannot evaluate this constant {op} node ({type(e).__name__}: {e})"[:300]) from None
@@ -338,6 +339,15 @@ class _Importer:
             if t:
                 self.fold(t, v)
         return True
+
+    def _node_model(self, node, feeds):
+        """A one-node model at this model's opset (the reference picks the op version by it)."""
+        from onnx import helper
+        ins = [helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+               for t, v in feeds.items()]
+        outs = [helper.make_empty_tensor_value_info(t) for t in node.output if t]
+        g = helper.make_graph([node], "fold", ins, outs)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
 
     def convert(self, node, nname):
         op, ins, out = node.op_type, list(node.input), node.output[0]
@@ -354,7 +364,12 @@ class _Importer:
         return v
 
     def no_extra_outputs(self, node, what):
-        if any(o for o in node.output[1:]):
+        """Refuse a node whose extra outputs (Dropout's mask, BatchNorm's running statistics,
+        MaxPool's indices) the graph uses; unused ones are fine."""
+        if self.used is None:
+            g = self.model.graph
+            self.used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
+        if any(o and o in self.used for o in node.output[1:]):
             raise _Refused(f"its {what} output")
 
     # -- op converters ---------------------------------------------------------------------------
