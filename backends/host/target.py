@@ -2,8 +2,8 @@
 supports and is the reference C backend the small targets are compared with.
 
 Output folder: model.c / model.h (the model, plain C API: `lbc_run` with one pointer per input and
-per output), lbc_ops.c / lbc_ops.h and lbc_select.c / lbc_select.h (the integer kernels, copied from
-runtime/c), main.c (reads raw
+per output), lbc_ops.c / lbc_ops.h, lbc_select.c / lbc_select.h and lbc_matmul.c / lbc_matmul.h (the
+integer kernels, copied from runtime/c), main.c (reads raw
 samples on stdin - every input in turn - and writes every output in turn on stdout) and the built
 `model` executable.
 """
@@ -23,7 +23,7 @@ from lbc.ir.ops.pool import crop_windows
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"
-RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h", "lbc_select.c", "lbc_select.h")
+RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h", "lbc_select.c", "lbc_select.h", "lbc_matmul.c", "lbc_matmul.h")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 
 
@@ -41,6 +41,7 @@ class _Lowering:
         self.steps = []
         self.plan = graph.meta["memory_plan"]["offsets"]
         self.uses_select = False
+        self.uses_matmul = False
 
     def ptr(self, t):
         if t in self.g.consts:
@@ -229,6 +230,26 @@ class _Lowering:
         rank = len(self.g.types[n.inputs[0]].shape)
         self._select_reduce(n, s, base, self._moved(n, range(2, rank)), "max")
 
+    def l_matmul(self, n, s, base):
+        """Offsets of each output's row of a and column of b (leading axes broadcast)."""
+        out = tuple(self._shape(n.outputs[0]))
+
+        def operand(t):
+            shape = tuple(self.g.types[t].shape)
+            if t not in self.g.consts or len(shape) == len(out) + 1:
+                shape = shape[1:]  # an activation (or a constant with the batch axis): one sample
+            return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+
+        a, b = operand(n.inputs[0]), operand(n.inputs[1])
+        arow = np.broadcast_to(a[..., :, :1], out[:-1] + (1,))
+        bcol = np.broadcast_to(b[..., :1, :], out[:-2] + (1, out[-1]))
+        arow, bcol = np.broadcast_arrays(arow, bcol)
+        s.update(a=self.ptr(n.inputs[0]), b=self.ptr(n.inputs[1]), n=int(np.prod(out)), K=int(a.shape[-1]),
+                 N=int(b.shape[-1]), q=self.requant(n, base),
+                 arow=self.add_const(f"{base}_arow", "int32_t", arow.reshape(-1), f"{n.name} row offsets of a"),
+                 bcol=self.add_const(f"{base}_bcol", "int32_t", bcol.reshape(-1), f"{n.name} column offsets of b"))
+        self.uses_matmul = True
+
     def l_argmax(self, n, s, base):
         shape = self.g.types[n.inputs[0]].shape
         ax = n.attr("axis") % len(shape)
@@ -265,7 +286,7 @@ class HostTarget(Target):
             "consts": low.consts, "steps": low.steps,
             "arena_bytes": max(graph.meta["memory_plan"]["arena_bytes"], 4),
             "inputs": io("in", graph.inputs), "outputs": io("out", graph.outputs),
-            "uses_select": low.uses_select,
+            "uses_select": low.uses_select, "uses_matmul": low.uses_matmul,
         }
         env = template_env(HERE / "templates")
         for name in ("model.c", "model.h", "main.c"):

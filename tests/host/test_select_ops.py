@@ -55,3 +55,26 @@ def test_float_matches_onnxruntime_and_host_is_bit_exact(tmp_path, name, nodes, 
     _, yq, _ = run_compiled(c.outdir, x)
     want = run(c.graph, quantize_input(x, c.graph.meta["input_exp"]))[0]
     np.testing.assert_array_equal(np.asarray(yq).reshape(want.shape), want)
+
+
+MM_B = np.random.default_rng(5).uniform(-1, 1, (5, 3)).astype(np.float32)
+MATMUL = [
+    ("two_activations", [n("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]), n("MatMul", ["x", "t"], ["y"])], [], (2, 4, 5)),
+    ("broadcast_right", [n("Relu", ["x"], ["r"]), n("Slice", ["r", "st", "en", "ax"], ["s"]), n("MatMul", ["x", "s"], ["y"])],
+     [("st", I64(0)), ("en", I64(1)), ("ax", I64(1))], (2, 4, 4)),
+    ("nd_constant", [n("MatMul", ["x", "w"], ["y"])], [("w", np.stack([MM_B, -MM_B]))], (2, 4, 5)),
+]
+
+
+@pytest.mark.parametrize("name,nodes,inits,shape", MATMUL, ids=[c[0] for c in MATMUL])
+def test_matmul_of_activations_is_bit_exact_on_host(tmp_path, name, nodes, inits, shape):
+    path = save(make_model(nodes, [("x", ["N", *shape])], [("y", ["N"])], inits, opset=18), tmp_path / f"{name}.onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (8,) + shape).astype(np.float32)
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    g = load_model(path)
+    assert "matmul" in [m.op for m in g.nodes]
+    np.testing.assert_allclose(run(g, x)[0], ref, rtol=1e-5, atol=1e-5)
+    c = compile_model(path, tmp_path / "out", "host", "int8", x)
+    _, yq, _ = run_compiled(c.outdir, x)
+    want = run(c.graph, quantize_input(x, c.graph.meta["input_exp"]))[0]
+    np.testing.assert_array_equal(np.asarray(yq).reshape(want.shape), want)
