@@ -444,8 +444,14 @@ class _Importer:
         self.qtypes[out] = (params, qtype)
 
     def op_DequantizeLinear(self, node, nname, ins, out, a):
+        small_ints = {"INT8", "UINT8", "INT16", "UINT16"}
         if ins[0] not in self.qtypes:
-            raise _Refused("a computed input that is not the output of a QuantizeLinear")
+            if self._graph_input_type(ins[0]) not in small_ints:
+                raise _Refused("a computed input that is neither a QuantizeLinear's output nor an 8/16-bit "
+                               "integer model input")
+            params, _ = self._q_params(node, ins, a, True)
+            self.emit("dequantize_linear", nname, ins[:1], out, params, int_ok=True)
+            return
         params, qtype = self._q_params(node, ins, a, True)
         qparams, qqtype = self.qtypes[ins[0]]
         if (params, qtype) == (qparams, qqtype):
@@ -460,6 +466,15 @@ class _Importer:
                     self.exp_hints[src] = int(round(e))
             return
         self.emit("dequantize_linear", nname, ins[:1], out, params, int_ok=True)
+
+    def _graph_input_type(self, t):
+        """The ONNX element type name of a model input (None for other tensors)."""
+        from onnx import TensorProto
+        t = self.name(t)
+        for i in self.model.graph.input:
+            if i.name == t and t in self.g.inputs:
+                return TensorProto.DataType.Name(i.type.tensor_type.elem_type)
+        return None
 
     def op_Gemm(self, node, nname, ins, out, a):
         if a.get("transA", 0):
