@@ -67,7 +67,7 @@ def opset_of(model):
 ONNX_OPS = {
     "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool", "reshape"),
     "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
-    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("conv_transpose", "reshape"),
+    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
     "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul",), "Dropout": (),
     "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense", "add"),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
@@ -748,6 +748,9 @@ class _Importer:
                                                     "group": int(a.get("group", 1)), "_extra": extra}, nd)
 
     def op_ConvTranspose(self, node, nname, ins, out, a):
+        """Imported as dilate (zeros between input pixels), pad by dilation*(k-1) - pads (+
+        output_padding at the end) and conv2d with the flipped, transposed kernel - the same sums,
+        and every part has an integer form."""
         w = self.need_const(node, ins[1], "weight")
         if w.dtype != np.float32:
             raise _Refused(f"{_np_name(w.dtype)} weights")
@@ -760,18 +763,36 @@ class _Importer:
             raise _Refused(f"auto_pad {auto}")
         if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(w.shape[2:]):
             raise _Refused("kernel_shape that differs from the weight's shape")
-        strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}
-                                                if auto == "VALID" else a, s, w.shape[2:])
+        strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}, s, w.shape[2:])
         if auto == "VALID":
             pads = (0, 0, 0, 0)
-        op_ = tuple(a.get("output_padding", (0,) * nd))
-        op_ = (0,) + op_ if nd == 1 else op_
+        opad = tuple(int(v) for v in a.get("output_padding", (0,) * nd))
+        opad = (0,) + opad if nd == 1 else opad
+        g = int(a.get("group", 1))
+        w4 = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if nd == 1 else w
+        cin, mg, kh, kw = w4.shape
+        if cin % g or s[1] != cin:
+            raise _Refused(f"a weight {w.shape} that does not match {s[1]} input channels in {g} groups")
+        cg = cin // g
+        wc = np.concatenate([np.transpose(w4[gi * cg:(gi + 1) * cg, :, ::-1, ::-1], (1, 0, 2, 3)) for gi in range(g)])
+        k = (kh, kw)
+        begin = [dil[i] * (k[i] - 1) - pads[i] for i in range(2)]
+        end = [dil[i] * (k[i] - 1) - pads[i + 2] + opad[i] for i in range(2)]
+        if min(begin + end) < 0:
+            raise _Refused("pads larger than dilation * (kernel - 1)")
         x = self._as_2d(nname, ins[0], s)
-        wname = ins[1] if nd == 2 else self.add_const(f"{nname}.weight", w.reshape(w.shape[:2] + (1,) + w.shape[2:]))
-        extra = [wname] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
-        self._emit_window("conv_transpose", nname, x, out,
-                          {"strides": strides, "pads": pads, "dilations": dil, "group": int(a.get("group", 1)),
-                           "output_padding": tuple(int(v) for v in op_), "_extra": extra}, nd)
+        if strides != (1, 1):
+            t = self.tmp(f"{nname}.dilated")
+            self.emit("dilate", f"{nname}.dilate", [x], t, {"strides": strides})
+            x = t
+        if any(begin + end):
+            t = self.tmp(f"{nname}.padded")
+            self.emit("pad", f"{nname}.pad", [x], t, {"pads": (0, 0, begin[0], begin[1], 0, 0, end[0], end[1]),
+                                                      "value": 0.0, "mode": "constant"})
+            x = t
+        extra = [self.add_const(f"{nname}.weight", wc)] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
+        self._emit_window("conv2d", nname, x, out, {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": dil,
+                                                    "group": g, "_extra": extra}, nd)
 
     def _pool(self, op, node, nname, ins, out, a, extra_attrs):
         k = tuple(a["kernel_shape"])

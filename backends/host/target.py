@@ -20,6 +20,7 @@ from lbc.errors import InternalError, ToolchainError
 from lbc.ir.ops import OPS
 from lbc.ir.ops.layout import Pad
 from lbc.ir.ops.pool import crop_windows
+from lbc.ir.ops.slicing import dilate
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"
@@ -217,6 +218,9 @@ class _Lowering:
         self._select(n, s, base, OPS[n.op].int_fn(n, [self._indices(n.inputs[0])])[0])
 
     l_gather = l_resize = l_slice
+
+    def l_dilate(self, n, s, base):
+        self._select(n, s, base, dilate(self._indices(n.inputs[0]), n.attr("strides"), -1))
 
     def l_reduce_max(self, n, s, base):
         self._select_reduce(n, s, base, self._moved(n, n.attr("axes")), "max")

@@ -12,4 +12,4 @@ A fused activation is expressed only through `lo`/`hi` (ReLU: lo = 0).
 
 from lbc.ir.ops.base import OPS, OpDef, macs, op  # noqa: F401  (the registry and its machinery)
 from lbc.ir.ops import linear, pool, elementwise, layout, output  # noqa: F401,E402  (register the op families)
-from lbc.ir.ops import slicing, reduce, resize, qdq, matmul, deconv  # noqa: F401,E402
+from lbc.ir.ops import slicing, reduce, resize, qdq, matmul  # noqa: F401,E402

@@ -1,5 +1,6 @@
 """Structural ops on the host target: slice/split, gather, nearest resize, pad modes, reductions,
-global max pooling and ceil_mode max pooling. Float import matches onnxruntime; the compiled C is
+global max pooling, ceil_mode max pooling, transposed convolution (dilate + pad + conv2d) and matmul
+of two activations. Float import matches onnxruntime; the compiled C is
 bit-exact with the reference interpreter (they share the selection kernels of runtime/c/lbc_select.c,
 whose index tables come from the interpreter's op functions)."""
 
@@ -39,6 +40,14 @@ CASES = [
     ("reduce_max", [n("ReduceMax", ["x", "axs"], ["y"], keepdims=1)], [("axs", I64(1, 3))], (2, 5, 5), "y"),
     ("global_maxpool", [n("GlobalMaxPool", ["x"], ["y"])], [], (2, 5, 5), "y"),
     ("maxpool_ceil", [n("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)], [], (2, 5, 5), "y"),
+    ("conv_transpose", [n("ConvTranspose", ["x", "wt", "bt"], ["y"], strides=[2, 2], pads=[1, 0, 0, 1],
+                          output_padding=[1, 0])],
+     [("wt", np.random.default_rng(1).normal(size=(2, 3, 3, 3)).astype(np.float32)),
+      ("bt", np.float32([0.1, -0.2, 0.3]))], (2, 5, 5), "y"),
+    ("conv_transpose_group_dil", [n("ConvTranspose", ["x", "wg"], ["y"], group=2, dilations=[2, 1])],
+     [("wg", np.random.default_rng(2).normal(size=(2, 2, 2, 3)).astype(np.float32))], (2, 5, 5), "y"),
+    ("conv_transpose_1d", [n("ConvTranspose", ["x", "w1"], ["y"], strides=[3])],
+     [("w1", np.random.default_rng(3).normal(size=(2, 2, 2)).astype(np.float32))], (2, 7), "y"),
     ("maxpool_ceil_pads", [n("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
                              ceil_mode=1)], [], (2, 6, 6), "y"),
 ]
