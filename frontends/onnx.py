@@ -180,6 +180,9 @@ class _Importer:
             if len(shape) != len(dims):
                 raise ModelError(f"--input-shape {','.join(map(str, shape))} has {len(shape)} dims, "
                                  f"input {safe_name(inp.name)!r} has {len(dims)}")
+            if min(shape, default=1) < 1:
+                raise ModelError(f"--input-shape {','.join(map(str, shape))} for input {safe_name(inp.name)!r}: "
+                                 f"every dimension must be at least 1")
             return shape
         shape = []
         for i, d in enumerate(dims):

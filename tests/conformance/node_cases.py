@@ -6,7 +6,8 @@ onnx's own `backend-test-tools generate-data`: <case>/model.onnx + test_data_set
 with a fixed numpy seed, so the cache is deterministic and never committed.
 
 `run_case(dir)` imports a case with `lbc.frontends.load_model`, evaluates it with the float
-interpreter. lbc compiles a model for fixed weights, and a node test passes its weights (Conv's W,
+interpreter, with the test data's input shape as the static input shape (what a user gives with
+--input-shape). lbc compiles a model for fixed weights, and a node test passes its weights (Conv's W,
 Gemm's B, Add's second operand...) as graph inputs; so every input after the first becomes an
 initializer holding the test's value, and the first input stays the model's input. It then
 compares and compares with the reference outputs the way onnx's backend tests do (rtol 1e-3,
@@ -134,10 +135,14 @@ def run_case(d):
     from lbc.ir.interpreter import run
     try:
         path = _frozen(d)
-        graph = load_model(path)
         feeds = {}
         for j, info in enumerate(onnx.load(path).graph.input):
-            feeds[info.name] = _load_pb(d / "test_data_set_0" / f"input_{j}.pb")
+            pb = d / "test_data_set_0" / f"input_{j}.pb"
+            if pb.exists():
+                feeds[info.name] = _load_pb(pb)
+        # static shapes are lbc's rule: give the test data's shape, as a user passes --input-shape
+        shapes = {k: tuple(v.shape) for k, v in feeds.items() if hasattr(v, "shape") and v.ndim}
+        graph = load_model(path, shapes or None)
         got = run(graph, {n: feeds[n] for n in graph.inputs})
         model = onnx.load(d / "model.onnx", load_external_data=False)
         want = [_load_pb(d / "test_data_set_0" / f"output_{j}.pb") for j in range(len(model.graph.output))]
