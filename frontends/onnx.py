@@ -646,10 +646,10 @@ class _Importer:
             self.emit("transpose", nname, ins, out, {"perm": perm})
 
     def op_Concat(self, node, nname, ins, out, a):
-        if self.is_const(ins[0]):
-            raise _Refused("a constant first operand")
-        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         rank = len(self.shape(ins[0]))
+        if any(self.is_const(i) and (len(self.shape(i)) != rank or self.shape(i)[0] != 1) for i in ins):
+            raise _Refused("a constant operand whose batch axis is not 1 (it would differ between samples)")
+        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         if int(a["axis"]) % rank == 0:
             raise _Refused("axis 0 (the batch axis)")
         self.emit("concat", nname, inputs, out, {"axis": int(a["axis"]) % rank})
