@@ -69,7 +69,7 @@ ONNX_OPS = {
     "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
     "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
     "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul",), "Dropout": (),
-    "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense", "add"),
+    "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense",),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
     "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
     "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": ("quantize_linear",), "ReduceMax": ("reduce_max",),
@@ -496,15 +496,10 @@ class _Importer:
             if c.dtype != np.float32:
                 raise _Refused(f"a {_np_name(c.dtype)} C")
             c = c.astype(np.float64) * a.get("beta", 1.0)
-            if c.ndim <= 1 or c.shape[0] == 1:
-                inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
-                c = None
-        if c is None:
-            self.emit("dense", nname, inputs, out)
-            return
-        mid = self.tmp(f"{nname}.ab")
-        self.emit("dense", nname, inputs, mid)
-        self.emit("add", f"{nname}.bias", [mid, self.add_const(f"{nname}.c", c)], out)
+            if c.ndim == 2 and c.shape[0] != 1:
+                raise _Refused(f"a bias C of shape {c.shape} that differs between rows (the batch axis)")
+            inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
+        self.emit("dense", nname, inputs, out)
 
     def op_MatMul(self, node, nname, ins, out, a):
         w = self.const(ins[1])
@@ -516,6 +511,8 @@ class _Importer:
             raise _Refused("a constant left operand and a computed right operand")
         if len(xs) < 2 or len(self.shape(ins[1])) < 2:
             raise _Refused("a 1-d operand")
+        if w is not None and w.ndim == len(xs) and w.shape[0] != 1:
+            raise _Refused(f"a constant right operand of shape {w.shape} whose batch axis is not 1")
         self.emit("matmul", nname, ins[:2], out)
 
     def _binary(self, node, nname, ins, out, op):
@@ -534,6 +531,8 @@ class _Importer:
             raise _Refused(f"operands of shapes {sx} and {sy} that do not broadcast") from None
         if self.is_const(x) or len(r) != len(sx) or not sx or r[0] != sx[0]:
             raise _Refused(f"operands of shapes {sx} and {sy} whose broadcast changes the batch axis")
+        if self.is_const(y) and len(sy) == len(sx) and sy[0] != 1:
+            raise _Refused(f"a constant of shape {sy} whose batch axis is not 1 (it would differ between samples)")
 
     def op_Add(self, node, nname, ins, out, a):
         self._binary(node, nname, ins, out, "add")

@@ -6,11 +6,11 @@ onnx's own `backend-test-tools generate-data`: <case>/model.onnx + test_data_set
 with a fixed numpy seed, so the cache is deterministic and never committed.
 
 `run_case(dir)` imports a case with `lbc.frontends.load_model`, evaluates it with the float
-interpreter, with the test data's input shape as the static input shape (what a user gives with
---input-shape). lbc compiles a model for fixed weights, and a node test passes its weights (Conv's W,
-Gemm's B, Add's second operand...) as graph inputs; so every input after the first becomes an
-initializer holding the test's value, and the first input stays the model's input. It then
-compares and compares with the reference outputs the way onnx's backend tests do (rtol 1e-3,
+interpreter, with the test data's input shapes as the static input shapes (what a user gives with
+--input-shape). A node test passes its weights (Conv's W, Gemm's B, BatchNorm's statistics...) as
+graph inputs, while lbc compiles models with constant weights; so a case lbc refuses as generated is
+run again with every input after the first turned into an initializer holding the test's value (a
+wrong answer or crash in either run is never masked). It then compares and compares with the reference outputs the way onnx's backend tests do (rtol 1e-3,
 atol 1e-7 for floats; exact for integer and bool outputs). Outcomes:
 
   pass     every output matches
@@ -127,14 +127,13 @@ def _frozen(d):
     return out
 
 
-def run_case(d):
-    """(outcome, detail) of one case directory."""
+def _attempt(d, path):
+    """(outcome, detail) of one model of a case (as generated, or with constant weights)."""
     import onnx
     from lbc.errors import LbcError
     from lbc.frontends import load_model
     from lbc.ir.interpreter import run
     try:
-        path = _frozen(d)
         feeds = {}
         for j, info in enumerate(onnx.load(path).graph.input):
             pb = d / "test_data_set_0" / f"input_{j}.pb"
@@ -157,6 +156,20 @@ def run_case(d):
         if why:
             return "wrong", f"output {j}: {why}"
     return "pass", ""
+
+
+def run_case(d):
+    """(outcome, detail) of one case directory: the model as generated (every input at run time);
+    if lbc refuses it, the model with constant weights (inputs 2..n as initializers). A wrong
+    answer or crash in either is the case's outcome; otherwise it passes if either passes."""
+    first = _attempt(d, d / "model.onnx")
+    if first[0] != "refused":
+        return first
+    frozen = _frozen(d)
+    if frozen == d / "model.onnx":
+        return first
+    second = _attempt(d, frozen)
+    return second
 
 
 def _worker(paths):
