@@ -62,8 +62,8 @@ class Target:
         problems = []
         bad = {}
         for n in graph.nodes:
-            if n.op not in self.ops:
-                bad.setdefault(n.op, []).append(n.name)
+            if n.op not in self.ops:  # a table names the function it computes (its integer form is `table`)
+                bad.setdefault(n.attrs.get("fn", n.op) if n.op == "table" else n.op, []).append(n.name)
         for op, names in sorted(bad.items()):
             problems.append(f"op {op} is not supported by target {self.name} ({name_list(names)})")
         for n in graph.nodes:

@@ -12,9 +12,10 @@ at once with their node names.
 import numpy as np
 
 from lbc.errors import ModelError, Problems, UnsupportedOpError, safe_name
-from lbc.ir.dtypes import F32, I8, I32, U8
+from lbc.ir.dtypes import BOOL, F32, I8, I32, U8
 from lbc.ir.graph import Graph, Node, TensorType
 from lbc.ir.ops import OPS
+from lbc.ir.ops.pointwise import SELU_ALPHA, SELU_GAMMA
 
 
 def _attrs(node):
@@ -77,6 +78,17 @@ ONNX_OPS = {
     "Resize": ("resize",), "Shape": (), "Sigmoid": ("sigmoid",), "Size": (), "Slice": ("slice",),
     "Softmax": ("softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
     "Tanh": ("tanh",), "Transpose": ("transpose",), "Unsqueeze": ("reshape",),
+    # pointwise math (integer form: the generic `table` op), masks, normalisations
+    "Sqrt": ("sqrt",), "Exp": ("exp",), "Reciprocal": ("reciprocal",), "Neg": ("neg",), "Abs": ("abs",),
+    "Erf": ("erf",), "Softplus": ("softplus",), "HardSwish": ("hard_swish",), "HardSigmoid": ("hard_sigmoid",),
+    "Elu": ("elu",), "Selu": ("selu",), "Gelu": ("gelu",), "Pow": ("pow",), "Max": ("max",), "Min": ("min",),
+    "Sum": ("add",), "PRelu": ("prelu", "leaky_relu"), "Equal": ("equal",), "Less": ("less",),
+    "Greater": ("greater",), "LessOrEqual": ("less_equal",), "GreaterOrEqual": ("greater_equal",), "Not": ("not",), "And": ("and",), "Or": ("or",), "Where": ("where",),
+    "LRN": ("lrn",), "InstanceNormalization": ("instance_norm",), "Sin": ("sin",), "Cos": ("cos",), "Tan": ("tan",),
+    "Asin": ("asin",), "Acos": ("acos",), "Atan": ("atan",), "Sinh": ("sinh",), "Cosh": ("cosh",), "Asinh": ("asinh",),
+    "Acosh": ("acosh",), "Atanh": ("atanh",), "Log": ("log",), "Sign": ("sign",), "Floor": ("floor",),
+    "Ceil": ("ceil",), "Round": ("round",), "Softsign": ("softsign",), "Mish": ("mish",), "Celu": ("celu",),
+    "ThresholdedRelu": ("thresholded_relu",), "Shrink": ("shrink",),
 }
 
 # ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
@@ -112,6 +124,9 @@ ATTRS = {
     "ReduceMean": _REDUCE, "ReduceSum": _REDUCE, "ReduceMax": _REDUCE,
     "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "antialias", "axes", "cubic_coeff_a",
                "exclude_outside", "extrapolation_value", "keep_aspect_ratio_policy"},
+    "HardSigmoid": {"alpha", "beta"}, "Elu": {"alpha"}, "Celu": {"alpha"}, "ThresholdedRelu": {"alpha"},
+    "Selu": {"alpha", "gamma"}, "Gelu": {"approximate"}, "Shrink": {"bias", "lambd"},
+    "LRN": {"alpha", "beta", "bias", "size"}, "InstanceNormalization": {"epsilon"},
 }
 
 
@@ -167,6 +182,8 @@ class _Importer:
         kind = TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
         if kind in _FLOAT_INPUT:
             return F32
+        if kind == "BOOL":
+            return BOOL  # a mask, as comparisons make inside the graph
         if kind in _INT_INPUT:
             return I32
         self.problems.add(f"input {safe_name(inp.name)!r} has element type {kind} (lbc takes float32 or integer "
@@ -223,10 +240,14 @@ class _Importer:
         return name
 
     def ir_input(self, t):
-        """IR name of an ONNX tensor; constants are materialised in the graph on first use."""
+        """IR name of an ONNX tensor; constants are materialised in the graph on first use (bool ones as
+        masks, all others as float)."""
         t = self.name(t)
         if t in self.consts and t not in self.g.consts:
             v = self.consts[t]
+            if v.dtype == np.bool_:
+                self.g.add_const(t, v, BOOL)  # a mask
+                return t
             if v.dtype != np.float32:
                 raise _Refused(f"a {_np_name(v.dtype)} constant used as a float32 operand")
             self.g.add_const(t, v, F32)
@@ -304,6 +325,16 @@ class _Importer:
             self.g.meta["exp_hints"] = dict(sorted(self.exp_hints.items()))
         return self.g if self.tolerant else self.g.prune()
 
+    # pointwise math, masks and normalisations (converters at the end of the class)
+    UNARY = {"Sqrt": "sqrt", "Exp": "exp", "Reciprocal": "reciprocal", "Neg": "neg", "Abs": "abs", "Erf": "erf",
+             "Softplus": "softplus", "HardSwish": "hard_swish", "HardSigmoid": "hard_sigmoid", "Elu": "elu",
+             "Selu": "selu", "Gelu": "gelu", "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos",
+             "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
+             "Log": "log", "Sign": "sign", "Floor": "floor", "Ceil": "ceil", "Round": "round", "Softsign": "softsign",
+             "Mish": "mish", "Celu": "celu", "ThresholdedRelu": "thresholded_relu", "Shrink": "shrink"}
+    COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater", "LessOrEqual": "less_equal",
+               "GreaterOrEqual": "greater_equal"}
+
     def unsupported_reason(self, node):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
@@ -377,6 +408,10 @@ class _Importer:
 
     # -- op converters ---------------------------------------------------------------------------
     def op_Cast(self, node, nname, ins, out, a):
+        if a["to"] == FLOAT and not self.is_const(ins[0]) and self._is_mask(ins[0]):  # mask -> 0.0 / 1.0
+            one, zero = self.add_const(f"{nname}.one", 1.0), self.add_const(f"{nname}.zero", 0.0)
+            self.emit("where", nname, [ins[0], one, zero], out, dtype=F32)
+            return
         if a["to"] != FLOAT:
             raise _Refused(f"to {_dtype_name(a['to'])} on a computed tensor")
         self.alias[out] = self.ir_input(ins[0])  # float32 -> float32 is the identity
@@ -517,7 +552,7 @@ class _Importer:
 
     def _binary(self, node, nname, ins, out, op):
         x, y = ins
-        if self.is_const(x) and op in ("add", "mul"):
+        if self.is_const(x) and op in ("add", "mul", "max", "min"):  # commutative: the activation goes first
             x, y = y, x
         self._check_batch(node, x, y)
         self.emit(op, nname, [x, y], out)
@@ -1007,6 +1042,137 @@ class _Importer:
                                                    "scales": tuple(float(v) for v in scales[2:]),
                                                    "sizes": tuple(sizes[2:])})
 
+    # -- pointwise math, masks, normalisations ---------------------------------------------------
+    # (nodes whose inputs are all constants never get here: try_fold evaluates them)
+    def _unsupported(self, node, nname, what):
+        raise _Refused(f"{node.op_type} {what}")
+
+    def _unary(self, node, nname, ins, out, a):
+        op = self.UNARY[node.op_type]
+        attrs = {}
+        if op == "hard_sigmoid":
+            attrs = {"alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))}
+        elif op in ("elu", "celu", "thresholded_relu"):
+            attrs = {"alpha": float(a.get("alpha", 1.0))}
+        elif op == "shrink":
+            attrs = {"bias": float(a.get("bias", 0.0)), "lambd": float(a.get("lambd", 0.5))}
+        elif op == "selu":
+            attrs = {"alpha": float(a.get("alpha", SELU_ALPHA)), "gamma": float(a.get("gamma", SELU_GAMMA))}
+        elif op == "gelu":
+            approx = _decode(a.get("approximate", "none"))
+            if approx not in ("none", "tanh"):
+                self._unsupported(node, nname, f"with approximate={approx!r} (the spec allows 'none', 'tanh')")
+            attrs = {"approximate": approx}
+        self.emit(op, nname, ins[:1], out, attrs)
+
+    op_Sqrt = op_Exp = op_Reciprocal = op_Neg = op_Abs = op_Erf = op_Softplus = _unary
+    op_HardSwish = op_HardSigmoid = op_Elu = op_Selu = op_Gelu = _unary
+    op_Sin = op_Cos = op_Tan = op_Asin = op_Acos = op_Atan = op_Sinh = op_Cosh = op_Asinh = op_Acosh = _unary
+    op_Atanh = op_Log = op_Sign = op_Floor = op_Ceil = op_Round = op_Softsign = op_Mish = op_Celu = _unary
+    op_ThresholdedRelu = op_Shrink = _unary
+
+    def op_Pow(self, node, nname, ins, out, a):
+        e = self.const(ins[1])
+        if e is None:
+            self._unsupported(node, nname, "with a computed exponent")
+        e = np.asarray(e, dtype=np.float64)
+        if e.size != 1 and (np.ptp(e) != 0 or np.broadcast_shapes(self.shape(ins[0]), e.shape) != self.shape(ins[0])):
+            self._unsupported(node, nname, "with an exponent that varies per element or widens the base")
+        self.emit("pow", nname, ins[:1], out, {"exponent": float(e.reshape(-1)[0])})
+
+    def _variadic(self, node, nname, ins, out, op):
+        """Max/Min/Sum of any number of broadcasting tensors as a chain of binary ops, left to right."""
+        if len(ins) == 1:
+            self.op_Identity(node, nname, ins, out, {})
+            return
+        acc = ins[0]
+        for i, t in enumerate(ins[1:], 1):
+            last = i == len(ins) - 1
+            step_out = out if last else self.tmp(f"{out}.{i}")
+            self._binary(node, nname if last else f"{nname}.{i}", [acc, t], step_out, op)
+            acc = step_out
+
+    def op_Max(self, node, nname, ins, out, a):
+        self._variadic(node, nname, ins, out, "max")
+
+    def op_Min(self, node, nname, ins, out, a):
+        self._variadic(node, nname, ins, out, "min")
+
+    def op_Sum(self, node, nname, ins, out, a):
+        self._variadic(node, nname, ins, out, "add")
+
+    def op_PRelu(self, node, nname, ins, out, a):
+        slope = self.const(ins[1])
+        if slope is None:
+            self._unsupported(node, nname, "with a computed slope")
+        slope = np.asarray(slope, dtype=np.float64)
+        if np.ptp(slope) == 0 and slope.reshape(-1)[0] >= 0 and \
+                np.broadcast_shapes(self.shape(ins[0]), slope.shape) == self.shape(ins[0]):
+            self.emit("leaky_relu", nname, ins[:1], out, {"alpha": float(slope.reshape(-1)[0])})
+        else:
+            self.emit("prelu", nname, [ins[0], self.add_const(f"{nname}.slope", slope)], out)
+
+    def _is_mask(self, t):
+        if self.is_const(t):
+            return self.const(t).dtype == np.bool_
+        return self.g.types[self.name(t)].dtype == BOOL
+
+    def _operand(self, nname, t):
+        """A float operand of a mask op (a float32 constant is materialised under a fresh name)."""
+        if not self.is_const(t):
+            return t
+        v = self.const(t)
+        if v.dtype != np.float32:
+            raise _Refused(f"a {_np_name(v.dtype)} operand")
+        return self.add_const(f"{nname}.const", v)
+
+    def _compare(self, node, nname, ins, out, a):
+        if any(self._is_mask(i) or (not self.is_const(i) and not self.g.types[self.name(i)].dtype.is_float)
+               for i in ins):
+            self._unsupported(node, nname, "on bool or integer tensors (lbc compares float activations)")
+        self._check_broadcast(ins)
+        self.emit(self.COMPARE[node.op_type], nname, [self._operand(nname, i) for i in ins], out, dtype=BOOL)
+
+    op_Equal = op_Less = op_Greater = op_LessOrEqual = op_GreaterOrEqual = _compare
+
+    def _check_broadcast(self, ins):
+        """The broadcast of several operands keeps the batch axis of the first computed one."""
+        shapes = [self.shape(i) for i in ins]
+        try:
+            r = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise _Refused(f"operands of shapes {', '.join(map(str, shapes))} that do not broadcast") from None
+        sx = next(self.shape(i) for i in ins if not self.is_const(i))
+        if len(r) != len(sx) or r[0] != sx[0]:
+            raise _Refused(f"operands of shapes {', '.join(map(str, shapes))} whose broadcast changes the batch axis")
+
+    def _logic(self, node, nname, ins, out, a):
+        if not all(self._is_mask(i) for i in ins):
+            self._unsupported(node, nname, "on a tensor that is not a bool mask")
+        self.emit(node.op_type.lower(), nname, ins, out, dtype=BOOL)
+
+    op_Not = op_And = op_Or = _logic
+
+    def op_Where(self, node, nname, ins, out, a):
+        if not self._is_mask(ins[0]):
+            self._unsupported(node, nname, "with a condition that is not a bool mask")
+        if self._is_mask(ins[1]) or self._is_mask(ins[2]):
+            self._unsupported(node, nname, "selecting between bool masks")
+        self._check_broadcast(ins)
+        self.emit("where", nname, [ins[0]] + [self._operand(nname, i) for i in ins[1:]], out, dtype=F32)
+
+    def op_LRN(self, node, nname, ins, out, a):
+        if len(self.shape(ins[0])) < 3:
+            self._unsupported(node, nname, "on a tensor without channel and spatial axes")
+        self.emit("lrn", nname, ins[:1], out, {"size": int(a["size"]), "alpha": float(a.get("alpha", 1e-4)),
+                                               "beta": float(a.get("beta", 0.75)), "bias": float(a.get("bias", 1.0))})
+
+    def op_InstanceNormalization(self, node, nname, ins, out, a):
+        for i, what in zip(ins[1:3], ("scale", "B")):
+            self.need_const(node, i, what)
+        if len(self.shape(ins[0])) < 3:
+            self._unsupported(node, nname, "on a tensor without spatial axes")
+        self.emit("instance_norm", nname, ins[:3], out, {"epsilon": float(a.get("epsilon", 1e-5))})
 
 def _dtype_name(elem_type):
     from onnx import TensorProto
