@@ -69,7 +69,7 @@ ONNX_OPS = {
     "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool", "reshape"),
     "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
     "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
-    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul",), "Dropout": (),
+    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul", "div"), "Expand": ("expand",), "Dropout": (),
     "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense",),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
     "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
@@ -108,7 +108,7 @@ _REDUCE = {"axes", "keepdims", "noop_with_empty_axes"}
 # otherwise be ignored. (Values a converter does not implement are refused by the converter.)
 ATTRS = {
     "Gemm": {"alpha", "beta", "transA", "transB"}, "MatMul": set(), "Add": set(), "Sub": set(), "Mul": set(),
-    "Div": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(), "Tanh": set(),
+    "Div": set(), "Expand": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(), "Tanh": set(),
     "Flatten": {"axis"}, "Reshape": {"allowzero"}, "Transpose": {"perm"}, "Identity": set(),
     "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "ArgMax": {"axis", "keepdims", "select_last_index"},
     "Conv": _WINDOW | {"group"}, "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
@@ -594,6 +594,10 @@ class _Importer:
             self.emit("add", nname, [ins[0], neg], out)
 
     def op_Div(self, node, nname, ins, out, a):
+        if not self.is_const(ins[1]):
+            self._check_batch(node, ins[0], ins[1])
+            self.emit("div", nname, ins[:2], out)
+            return
         d = self.need_const(node, ins[1], "divisor")
         if d.dtype != np.float32:
             raise _Refused(f"a {_np_name(d.dtype)} divisor")
@@ -961,6 +965,14 @@ class _Importer:
                 self.emit("slice", f"{nname}.{o}", ins[:1], o, {"starts": tuple(st), "ends": tuple(en),
                                                                  "steps": (1,) * len(s)})
             start += size
+
+    def op_Expand(self, node, nname, ins, out, a):
+        shape = self.need_const(node, ins[1], "shape")
+        xs = self.shape(ins[0])
+        target = tuple(int(v) for v in shape)
+        if len(target) > len(xs):
+            raise _Refused(f"a shape {target} of higher rank than the input {xs} (it would move the batch axis)")
+        self.emit("expand", nname, ins[:1], out, {"shape": (1,) * (len(xs) - len(target)) + target})
 
     def op_Gather(self, node, nname, ins, out, a):
         s = self.shape(ins[0])

@@ -255,7 +255,7 @@ class _Lowering:
     def l_slice(self, n, s, base):
         self._select(n, s, base, OPS[n.op].int_fn(n, [self._indices(n.inputs[0])])[0])
 
-    l_gather = l_resize = l_slice
+    l_gather = l_resize = l_expand = l_slice
 
     def l_dilate(self, n, s, base):
         self._select(n, s, base, dilate(self._indices(n.inputs[0]), n.attr("strides"), -1))

@@ -75,3 +75,25 @@ class Dilate:
         return [dilate(a[0], node.attr("strides"), 0)]
 
     int_fn = float_fn
+
+
+@op("expand", (1, 1), {"shape": ()}, layout=True,
+    doc="broadcast to `shape` (ONNX Expand with a constant shape; the batch axis stays)")
+class Expand:
+    @staticmethod
+    def infer(node, shapes, graph):
+        x, shape = tuple(shapes[0]), tuple(node.attr("shape"))
+        try:
+            out = np.broadcast_shapes(x, shape)
+        except ValueError:
+            raise ValueError(f"expand {node.name}: {x} does not broadcast to {shape}") from None
+        if len(out) != len(x) or out[0] != x[0]:
+            raise ValueError(f"expand {node.name}: broadcasting {x} to {shape} would change the batch axis")
+        return [out]
+
+    @staticmethod
+    def float_fn(node, a):
+        shape = np.broadcast_shapes(a[0].shape[1:], tuple(node.attr("shape"))[1:])
+        return [np.ascontiguousarray(np.broadcast_to(a[0], a[0].shape[:1] + shape))]
+
+    int_fn = float_fn

@@ -1,5 +1,5 @@
 """Structural ops on the host target: slice/split, gather, nearest resize, pad modes, reductions,
-global max pooling, ceil_mode max pooling, transposed convolution (dilate + pad + conv2d) and matmul
+global max pooling, expand, ceil_mode max pooling, transposed convolution (dilate + pad + conv2d) and matmul
 of two activations. Float import matches onnxruntime; the compiled C is
 bit-exact with the reference interpreter (they share the selection kernels of runtime/c/lbc_select.c,
 whose index tables come from the interpreter's op functions)."""
@@ -39,6 +39,8 @@ CASES = [
     ("reduce_sum", [n("ReduceSum", ["x", "axs"], ["y"], keepdims=0)], [("axs", I64(-1))], (2, 5, 5), "y"),
     ("reduce_max", [n("ReduceMax", ["x", "axs"], ["y"], keepdims=1)], [("axs", I64(1, 3))], (2, 5, 5), "y"),
     ("global_maxpool", [n("GlobalMaxPool", ["x"], ["y"])], [], (2, 5, 5), "y"),
+    ("expand", [n("ReduceMax", ["x", "axs"], ["m"], keepdims=1), n("Expand", ["m", "es"], ["y"])],
+     [("axs", I64(3)), ("es", I64(1, 2, 5, 3))], (2, 5, 5), "y"),
     ("maxpool_ceil", [n("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)], [], (2, 5, 5), "y"),
     ("conv_transpose", [n("ConvTranspose", ["x", "wt", "bt"], ["y"], strides=[2, 2], pads=[1, 0, 0, 1],
                           output_padding=[1, 0])],
