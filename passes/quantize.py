@@ -165,7 +165,7 @@ class _Quantizer:
 
     # ops with no q_ method: their integer output keeps the input scale (selections and moves)
     KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool",
-                          "dilate"})
+                          "dilate", "expand"})
 
     def node(self, n):
         if all(not self.g.types[i].dtype.is_float for i in n.inputs if not self.g.is_const(i)):
