@@ -69,14 +69,15 @@ ONNX_OPS = {
     "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool", "reshape"),
     "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
     "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
-    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul", "div"), "Expand": ("expand",), "Dropout": (),
+    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul", "div"), "Expand": ("expand",),
+    "Dropout": (),
     "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense",),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
     "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
     "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": ("quantize_linear",), "ReduceMax": ("reduce_max",),
     "ReduceMean": ("reduce_mean",), "ReduceSum": ("reduce_sum",), "Relu": ("relu",), "Reshape": ("reshape",),
     "Resize": ("resize",), "Shape": (), "Sigmoid": ("sigmoid",), "Size": (), "Slice": ("slice",),
-    "Softmax": ("softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
+    "Softmax": ("softmax", "reshape"), "LogSoftmax": ("log_softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
     "Tanh": ("tanh",), "Transpose": ("transpose",), "Unsqueeze": ("reshape",),
     # pointwise math (integer form: the generic `table` op), masks, normalisations
     "Sqrt": ("sqrt",), "Exp": ("exp",), "Reciprocal": ("reciprocal",), "Neg": ("neg",), "Abs": ("abs",),
@@ -108,9 +109,11 @@ _REDUCE = {"axes", "keepdims", "noop_with_empty_axes"}
 # otherwise be ignored. (Values a converter does not implement are refused by the converter.)
 ATTRS = {
     "Gemm": {"alpha", "beta", "transA", "transB"}, "MatMul": set(), "Add": set(), "Sub": set(), "Mul": set(),
-    "Div": set(), "Expand": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(), "Tanh": set(),
+    "Div": set(), "Expand": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(),
+    "Tanh": set(),
     "Flatten": {"axis"}, "Reshape": {"allowzero"}, "Transpose": {"perm"}, "Identity": set(),
-    "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "ArgMax": {"axis", "keepdims", "select_last_index"},
+    "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "LogSoftmax": {"axis"},
+    "ArgMax": {"axis", "keepdims", "select_last_index"},
     "Conv": _WINDOW | {"group"}, "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
     "MaxPool": _WINDOW | {"ceil_mode", "storage_order"}, "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
     "GlobalAveragePool": set(), "GlobalMaxPool": set(),
@@ -471,7 +474,8 @@ class _Importer:
             raise _Refused("a scale that is not positive")
         zpv = np.zeros(scale.shape, np.float64) if zp is None else zp.astype(np.float64)
         info = np.iinfo(qtype)
-        return {"scale": tuple(float(v) for v in scale.reshape(-1)), "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
+        return {"scale": tuple(float(v) for v in scale.reshape(-1)),
+                "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
                 "axis": axis, "qmin": int(info.min), "qmax": int(info.max)}, qtype
 
     def op_QuantizeLinear(self, node, nname, ins, out, a):
@@ -692,25 +696,28 @@ class _Importer:
             raise _Refused("axis 0 (the batch axis)")
         self.emit("concat", nname, inputs, out, {"axis": int(a["axis"]) % rank})
 
-    def op_Softmax(self, node, nname, ins, out, a):
+    def op_Softmax(self, node, nname, ins, out, a, op="softmax"):
         s = self.shape(ins[0])
         rank = len(s)
         if self.opset >= 13:
             ax = int(a.get("axis", -1)) % rank
             if ax == 0:
                 raise _Refused("axis 0 (the batch axis)")
-            self.emit("softmax", nname, ins, out, {"axis": ax})
+            self.emit(op, nname, ins, out, {"axis": ax})
             return
         ax = int(a.get("axis", 1)) % rank  # before opset 13: softmax over the flattened axes [axis, rank)
         if ax == 0:
             raise _Refused("axis 0 (the batch axis)")
         if ax == rank - 1:
-            self.emit("softmax", nname, ins, out, {"axis": ax})
+            self.emit(op, nname, ins, out, {"axis": ax})
             return
         flat, soft = self.tmp(f"{nname}.flat"), self.tmp(f"{nname}.soft")
         self._reshape(f"{nname}.flatten", ins[0], flat, s[:ax] + (int(np.prod(s[ax:])),))
-        self.emit("softmax", nname, [flat], soft, {"axis": ax})
+        self.emit(op, nname, [flat], soft, {"axis": ax})
         self._reshape(f"{nname}.unflatten", soft, out, s)
+
+    def op_LogSoftmax(self, node, nname, ins, out, a):
+        self.op_Softmax(node, nname, ins, out, a, op="log_softmax")
 
     def op_ArgMax(self, node, nname, ins, out, a):
         if a.get("select_last_index", 0):
@@ -928,7 +935,8 @@ class _Importer:
         else:
             starts = self.need_const(node, ins[1], "starts").tolist()
             ends = self.need_const(node, ins[2], "ends").tolist()
-            axes = self.need_const(node, ins[3], "axes").tolist() if len(ins) > 3 and ins[3] else list(range(len(starts)))
+            axes = (self.need_const(node, ins[3], "axes").tolist() if len(ins) > 3 and ins[3]
+                    else list(range(len(starts))))
             steps = self.need_const(node, ins[4], "steps").tolist() if len(ins) > 4 and ins[4] else [1] * len(starts)
         spec = [(0, d, 1) for d in s]
         for st, en, ax, sp in zip(starts, ends, axes, steps):

@@ -302,7 +302,8 @@ class HostTarget(Target):
     name = "host"
     description = "portable C99 for the build machine (the reference C backend)"
     default_quant = "int8"
-    ops = frozenset(op for op, d in OPS.items() if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op)) | TABLE_OPS
+    ops = frozenset(op for op, d in OPS.items()
+                    if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op)) | TABLE_OPS
     emitted_attrs = {("avgpool", "ceil_mode"): 0}  # ceil_mode max pooling and every pad mode are emitted
 
     max_inputs = None

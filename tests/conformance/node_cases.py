@@ -10,8 +10,9 @@ interpreter, with the test data's input shapes as the static input shapes (what 
 --input-shape). A node test passes its weights (Conv's W, Gemm's B, BatchNorm's statistics...) as
 graph inputs, while lbc compiles models with constant weights; so a case lbc refuses as generated is
 run again with every input after the first turned into an initializer holding the test's value (a
-wrong answer or crash in either run is never masked). It then compares and compares with the reference outputs the way onnx's backend tests do (rtol 1e-3,
-atol 1e-7 for floats; exact for integer and bool outputs). Outcomes:
+wrong answer or crash in either run is never masked). It compares with the reference outputs the
+way onnx's backend tests do (rtol 1e-3, atol 1e-7 for floats; exact for integer and bool outputs).
+Outcomes:
 
   pass     every output matches
   refused  the import (or the run) raised an LbcError - a clean refusal, message recorded
