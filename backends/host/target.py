@@ -260,12 +260,12 @@ class _Lowering:
 
     def _select(self, n, s, base, table, fill=0):
         self.uses_select = True
-        s.update(op="select", n=int(table.size), fill=int(fill),
+        s.update(template="select", n=int(table.size), fill=int(fill),
                  idx=self.add_const(f"{base}_idx", "int32_t", table.reshape(-1), f"{n.name} source indices"))
 
     def _select_reduce(self, n, s, base, table, kind):
         self.uses_select = True
-        s.update(op=f"select_{kind}", n=int(table.shape[0]), cnt=int(table.shape[1]),
+        s.update(template=f"select_{kind}", n=int(table.shape[0]), cnt=int(table.shape[1]),
                  idx=self.add_const(f"{base}_idx", "int32_t", table.reshape(-1), f"{n.name} source indices"))
         if kind == "sum":
             s["q"] = self.requant(n, base)
