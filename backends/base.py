@@ -38,6 +38,7 @@ class Target:
     quants = ("int8", "int4", "int2", "ternary", "pentary")
     # The op-support declaration: `check`, `lbc ops` and docs/ops.md all read it.
     ops = frozenset()  # IR ops this target emits
+    emitted_attrs = EMITTED_ATTRS  # (op, attribute) -> the only value this target's kernels implement
     op_limits = {}  # IR op -> what of it the target emits when not every form (dtype/attribute limits)
     max_inputs = 1  # graph inputs the generated code takes (None: any number)
     max_outputs = 1
@@ -82,7 +83,7 @@ class Target:
         for op, names in sorted(bad.items()):
             problems.append(f"op {op} is not supported by target {self.name} ({name_list(names)})")
         for n in graph.nodes:
-            for (op, attr), value in EMITTED_ATTRS.items():
+            for (op, attr), value in self.emitted_attrs.items():
                 if n.op == op and n.attr(attr) != value:
                     problems.append(f"{op} with {attr}={n.attr(attr)!r} is not supported by target {self.name} "
                                     f"(node {comment_safe(n.name, 40)})")

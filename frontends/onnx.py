@@ -68,15 +68,16 @@ def opset_of(model):
 ONNX_OPS = {
     "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool", "reshape"),
     "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
-    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("conv_transpose", "reshape"),
-    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul",), "Dropout": (),
-    "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense", "add"),
+    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
+    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul", "div"), "Expand": ("expand",),
+    "Dropout": (),
+    "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense",),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
     "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
     "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": ("quantize_linear",), "ReduceMax": ("reduce_max",),
     "ReduceMean": ("reduce_mean",), "ReduceSum": ("reduce_sum",), "Relu": ("relu",), "Reshape": ("reshape",),
     "Resize": ("resize",), "Shape": (), "Sigmoid": ("sigmoid",), "Size": (), "Slice": ("slice",),
-    "Softmax": ("softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
+    "Softmax": ("softmax", "reshape"), "LogSoftmax": ("log_softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
     "Tanh": ("tanh",), "Transpose": ("transpose",), "Unsqueeze": ("reshape",),
     # pointwise math (integer form: the generic `table` op), masks, normalisations
     "Sqrt": ("sqrt",), "Exp": ("exp",), "Reciprocal": ("reciprocal",), "Neg": ("neg",), "Abs": ("abs",),
@@ -108,9 +109,11 @@ _REDUCE = {"axes", "keepdims", "noop_with_empty_axes"}
 # otherwise be ignored. (Values a converter does not implement are refused by the converter.)
 ATTRS = {
     "Gemm": {"alpha", "beta", "transA", "transB"}, "MatMul": set(), "Add": set(), "Sub": set(), "Mul": set(),
-    "Div": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(), "Tanh": set(),
+    "Div": set(), "Expand": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(),
+    "Tanh": set(),
     "Flatten": {"axis"}, "Reshape": {"allowzero"}, "Transpose": {"perm"}, "Identity": set(),
-    "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "ArgMax": {"axis", "keepdims", "select_last_index"},
+    "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "LogSoftmax": {"axis"},
+    "ArgMax": {"axis", "keepdims", "select_last_index"},
     "Conv": _WINDOW | {"group"}, "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
     "MaxPool": _WINDOW | {"ceil_mode", "storage_order"}, "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
     "GlobalAveragePool": set(), "GlobalMaxPool": set(),
@@ -199,6 +202,9 @@ class _Importer:
             if len(shape) != len(dims):
                 raise ModelError(f"--input-shape {','.join(map(str, shape))} has {len(shape)} dims, "
                                  f"input {safe_name(inp.name)!r} has {len(dims)}")
+            if min(shape, default=1) < 1:
+                raise ModelError(f"--input-shape {','.join(map(str, shape))} for input {safe_name(inp.name)!r}: "
+                                 f"every dimension must be at least 1")
             return shape
         shape = []
         for i, d in enumerate(dims):
@@ -504,7 +510,8 @@ class _Importer:
             raise _Refused("a scale that is not positive")
         zpv = np.zeros(scale.shape, np.float64) if zp is None else zp.astype(np.float64)
         info = np.iinfo(qtype)
-        return {"scale": tuple(float(v) for v in scale.reshape(-1)), "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
+        return {"scale": tuple(float(v) for v in scale.reshape(-1)),
+                "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
                 "axis": axis, "qmin": int(info.min), "qmax": int(info.max)}, qtype
 
     def op_QuantizeLinear(self, node, nname, ins, out, a):
@@ -515,8 +522,14 @@ class _Importer:
         self.qtypes[out] = (params, qtype)
 
     def op_DequantizeLinear(self, node, nname, ins, out, a):
+        small_ints = {"INT8", "UINT8", "INT16", "UINT16"}
         if ins[0] not in self.qtypes:
-            raise _Refused("a computed input that is not the output of a QuantizeLinear")
+            if self._graph_input_type(ins[0]) not in small_ints:
+                raise _Refused("a computed input that is neither a QuantizeLinear's output nor an 8/16-bit "
+                               "integer model input")
+            params, _ = self._q_params(node, ins, a, True)
+            self.emit("dequantize_linear", nname, ins[:1], out, params, int_ok=True)
+            return
         params, qtype = self._q_params(node, ins, a, True)
         qparams, qqtype = self.qtypes[ins[0]]
         if (params, qtype) == (qparams, qqtype):
@@ -531,6 +544,15 @@ class _Importer:
                     self.exp_hints[src] = int(round(e))
             return
         self.emit("dequantize_linear", nname, ins[:1], out, params, int_ok=True)
+
+    def _graph_input_type(self, t):
+        """The ONNX element type name of a model input (None for other tensors)."""
+        from onnx import TensorProto
+        t = self.name(t)
+        for i in self.model.graph.input:
+            if i.name == t and t in self.g.inputs:
+                return TensorProto.DataType.Name(i.type.tensor_type.elem_type)
+        return None
 
     def op_Gemm(self, node, nname, ins, out, a):
         if a.get("transA", 0):
@@ -549,15 +571,10 @@ class _Importer:
             if c.dtype != np.float32:
                 raise _Refused(f"a {_np_name(c.dtype)} C")
             c = c.astype(np.float64) * a.get("beta", 1.0)
-            if c.ndim <= 1 or c.shape[0] == 1:
-                inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
-                c = None
-        if c is None:
-            self.emit("dense", nname, inputs, out)
-            return
-        mid = self.tmp(f"{nname}.ab")
-        self.emit("dense", nname, inputs, mid)
-        self.emit("add", f"{nname}.bias", [mid, self.add_const(f"{nname}.c", c)], out)
+            if c.ndim == 2 and c.shape[0] != 1:
+                raise _Refused(f"a bias C of shape {c.shape} that differs between rows (the batch axis)")
+            inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
+        self.emit("dense", nname, inputs, out)
 
     def op_MatMul(self, node, nname, ins, out, a):
         w = self.const(ins[1])
@@ -569,6 +586,8 @@ class _Importer:
             raise _Refused("a constant left operand and a computed right operand")
         if len(xs) < 2 or len(self.shape(ins[1])) < 2:
             raise _Refused("a 1-d operand")
+        if w is not None and w.ndim == len(xs) and w.shape[0] != 1:
+            raise _Refused(f"a constant right operand of shape {w.shape} whose batch axis is not 1")
         self.emit("matmul", nname, ins[:2], out)
 
     def _binary(self, node, nname, ins, out, op):
@@ -587,6 +606,8 @@ class _Importer:
             raise _Refused(f"operands of shapes {sx} and {sy} that do not broadcast") from None
         if self.is_const(x) or len(r) != len(sx) or not sx or r[0] != sx[0]:
             raise _Refused(f"operands of shapes {sx} and {sy} whose broadcast changes the batch axis")
+        if self.is_const(y) and len(sy) == len(sx) and sy[0] != 1:
+            raise _Refused(f"a constant of shape {sy} whose batch axis is not 1 (it would differ between samples)")
 
     def op_Add(self, node, nname, ins, out, a):
         self._binary(node, nname, ins, out, "add")
@@ -613,6 +634,10 @@ class _Importer:
             self.emit("add", nname, [ins[0], neg], out)
 
     def op_Div(self, node, nname, ins, out, a):
+        if not self.is_const(ins[1]):
+            self._check_batch(node, ins[0], ins[1])
+            self.emit("div", nname, ins[:2], out)
+            return
         d = self.need_const(node, ins[1], "divisor")
         if d.dtype != np.float32:
             raise _Refused(f"a {_np_name(d.dtype)} divisor")
@@ -699,33 +724,36 @@ class _Importer:
             self.emit("transpose", nname, ins, out, {"perm": perm})
 
     def op_Concat(self, node, nname, ins, out, a):
-        if self.is_const(ins[0]):
-            raise _Refused("a constant first operand")
-        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         rank = len(self.shape(ins[0]))
+        if any(self.is_const(i) and (len(self.shape(i)) != rank or self.shape(i)[0] != 1) for i in ins):
+            raise _Refused("a constant operand whose batch axis is not 1 (it would differ between samples)")
+        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         if int(a["axis"]) % rank == 0:
             raise _Refused("axis 0 (the batch axis)")
         self.emit("concat", nname, inputs, out, {"axis": int(a["axis"]) % rank})
 
-    def op_Softmax(self, node, nname, ins, out, a):
+    def op_Softmax(self, node, nname, ins, out, a, op="softmax"):
         s = self.shape(ins[0])
         rank = len(s)
         if self.opset >= 13:
             ax = int(a.get("axis", -1)) % rank
             if ax == 0:
                 raise _Refused("axis 0 (the batch axis)")
-            self.emit("softmax", nname, ins, out, {"axis": ax})
+            self.emit(op, nname, ins, out, {"axis": ax})
             return
         ax = int(a.get("axis", 1)) % rank  # before opset 13: softmax over the flattened axes [axis, rank)
         if ax == 0:
             raise _Refused("axis 0 (the batch axis)")
         if ax == rank - 1:
-            self.emit("softmax", nname, ins, out, {"axis": ax})
+            self.emit(op, nname, ins, out, {"axis": ax})
             return
         flat, soft = self.tmp(f"{nname}.flat"), self.tmp(f"{nname}.soft")
         self._reshape(f"{nname}.flatten", ins[0], flat, s[:ax] + (int(np.prod(s[ax:])),))
-        self.emit("softmax", nname, [flat], soft, {"axis": ax})
+        self.emit(op, nname, [flat], soft, {"axis": ax})
         self._reshape(f"{nname}.unflatten", soft, out, s)
+
+    def op_LogSoftmax(self, node, nname, ins, out, a):
+        self.op_Softmax(node, nname, ins, out, a, op="log_softmax")
 
     def op_ArgMax(self, node, nname, ins, out, a):
         if a.get("select_last_index", 0):
@@ -804,6 +832,9 @@ class _Importer:
                                                     "group": int(a.get("group", 1)), "_extra": extra}, nd)
 
     def op_ConvTranspose(self, node, nname, ins, out, a):
+        """Imported as dilate (zeros between input pixels), pad by dilation*(k-1) - pads (+
+        output_padding at the end) and conv2d with the flipped, transposed kernel - the same sums,
+        and every part has an integer form."""
         w = self.need_const(node, ins[1], "weight")
         if w.dtype != np.float32:
             raise _Refused(f"{_np_name(w.dtype)} weights")
@@ -816,18 +847,36 @@ class _Importer:
             raise _Refused(f"auto_pad {auto}")
         if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(w.shape[2:]):
             raise _Refused("kernel_shape that differs from the weight's shape")
-        strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}
-                                                if auto == "VALID" else a, s, w.shape[2:])
+        strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}, s, w.shape[2:])
         if auto == "VALID":
             pads = (0, 0, 0, 0)
-        op_ = tuple(a.get("output_padding", (0,) * nd))
-        op_ = (0,) + op_ if nd == 1 else op_
+        opad = tuple(int(v) for v in a.get("output_padding", (0,) * nd))
+        opad = (0,) + opad if nd == 1 else opad
+        g = int(a.get("group", 1))
+        w4 = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if nd == 1 else w
+        cin, mg, kh, kw = w4.shape
+        if cin % g or s[1] != cin:
+            raise _Refused(f"a weight {w.shape} that does not match {s[1]} input channels in {g} groups")
+        cg = cin // g
+        wc = np.concatenate([np.transpose(w4[gi * cg:(gi + 1) * cg, :, ::-1, ::-1], (1, 0, 2, 3)) for gi in range(g)])
+        k = (kh, kw)
+        begin = [dil[i] * (k[i] - 1) - pads[i] for i in range(2)]
+        end = [dil[i] * (k[i] - 1) - pads[i + 2] + opad[i] for i in range(2)]
+        if min(begin + end) < 0:
+            raise _Refused("pads larger than dilation * (kernel - 1)")
         x = self._as_2d(nname, ins[0], s)
-        wname = ins[1] if nd == 2 else self.add_const(f"{nname}.weight", w.reshape(w.shape[:2] + (1,) + w.shape[2:]))
-        extra = [wname] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
-        self._emit_window("conv_transpose", nname, x, out,
-                          {"strides": strides, "pads": pads, "dilations": dil, "group": int(a.get("group", 1)),
-                           "output_padding": tuple(int(v) for v in op_), "_extra": extra}, nd)
+        if strides != (1, 1):
+            t = self.tmp(f"{nname}.dilated")
+            self.emit("dilate", f"{nname}.dilate", [x], t, {"strides": strides})
+            x = t
+        if any(begin + end):
+            t = self.tmp(f"{nname}.padded")
+            self.emit("pad", f"{nname}.pad", [x], t, {"pads": (0, 0, begin[0], begin[1], 0, 0, end[0], end[1]),
+                                                      "value": 0.0, "mode": "constant"})
+            x = t
+        extra = [self.add_const(f"{nname}.weight", wc)] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
+        self._emit_window("conv2d", nname, x, out, {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": dil,
+                                                    "group": g, "_extra": extra}, nd)
 
     def _pool(self, op, node, nname, ins, out, a, extra_attrs):
         k = tuple(a["kernel_shape"])
@@ -922,7 +971,8 @@ class _Importer:
         else:
             starts = self.need_const(node, ins[1], "starts").tolist()
             ends = self.need_const(node, ins[2], "ends").tolist()
-            axes = self.need_const(node, ins[3], "axes").tolist() if len(ins) > 3 and ins[3] else list(range(len(starts)))
+            axes = (self.need_const(node, ins[3], "axes").tolist() if len(ins) > 3 and ins[3]
+                    else list(range(len(starts))))
             steps = self.need_const(node, ins[4], "steps").tolist() if len(ins) > 4 and ins[4] else [1] * len(starts)
         spec = [(0, d, 1) for d in s]
         for st, en, ax, sp in zip(starts, ends, axes, steps):
@@ -959,6 +1009,14 @@ class _Importer:
                 self.emit("slice", f"{nname}.{o}", ins[:1], o, {"starts": tuple(st), "ends": tuple(en),
                                                                  "steps": (1,) * len(s)})
             start += size
+
+    def op_Expand(self, node, nname, ins, out, a):
+        shape = self.need_const(node, ins[1], "shape")
+        xs = self.shape(ins[0])
+        target = tuple(int(v) for v in shape)
+        if len(target) > len(xs):
+            raise _Refused(f"a shape {target} of higher rank than the input {xs} (it would move the batch axis)")
+        self.emit("expand", nname, ins[:1], out, {"shape": (1,) * (len(xs) - len(target)) + target})
 
     def op_Gather(self, node, nname, ins, out, a):
         s = self.shape(ins[0])

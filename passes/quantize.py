@@ -184,7 +184,8 @@ class _Quantizer:
         return self.exps[name]
 
     # ops with no q_ method: their integer output keeps the input scale (selections and moves)
-    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool"})
+    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool",
+                          "dilate", "expand"})
 
     def node(self, n):
         if all(not self.g.types[i].dtype.is_float and self.g.types[i].dtype != B1

@@ -120,3 +120,13 @@ class BatchNorm:
         shape = (1, -1) + (1,) * (x.ndim - 2)
         y = (x - mu.reshape(shape)) / np.sqrt(var.reshape(shape) + node.attr("epsilon")) * s.reshape(shape)
         return [as_f32(y + b.reshape(shape))]
+
+
+@op("div", (2, 2), doc="a / b (broadcast) of two computed tensors; float only (a constant divisor becomes a mul)")
+class Div:
+    infer = staticmethod(broadcast_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return [as_f32(a[0].astype(np.float64) / a[1])]
