@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 from lbc import __version__
-from lbc.errors import ToolchainError
+from lbc.errors import LbcError, ToolchainError
 
 DEFAULT_PIPELINE = ("fold-constants", "fold-batchnorm", "fuse-activation", "quantize-{quant}",
                     "analyze-sparsity", "plan-memory")
@@ -29,10 +29,12 @@ class Target:
     ram_bytes = None  # data budget, None = unbounded
 
     def __init__(self, flash_bytes=None, ram_bytes=None):
-        if flash_bytes:
-            self.flash_bytes = int(flash_bytes)
-        if ram_bytes:
-            self.ram_bytes = int(ram_bytes)
+        for key, v in (("flash_bytes", flash_bytes), ("ram_bytes", ram_bytes)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise LbcError(f"{key}={v!r}: a budget is a positive number of bytes")
+            setattr(self, key, int(v))
 
     def options(self):
         """Constructor options to record in the output folder's manifest (lbc.json) so `lbc run`
@@ -81,6 +83,7 @@ def template_env(*dirs):
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
     env.globals["lbc_version"] = __version__
+    env.filters["comment_safe"] = comment_safe
     return env
 
 

@@ -1,5 +1,6 @@
 """Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets."""
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from lbc import driver
-from lbc.errors import InternalError
+from lbc.errors import InternalError, LbcError
+from lbc.output import write_file
 
 
 def register(sub):
@@ -25,6 +27,8 @@ def register(sub):
                    help="ir: print the final IR to stdout instead of writing an output folder")
     p.add_argument("--dump-after", metavar="PASS", help="print the IR after this pass (or 'all')")
     p.add_argument("--no-build", action="store_true", help="write sources only, do not run the toolchain")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing folder that lbc did not make (files of the same names are replaced)")
     _target_flags(p)
     p.set_defaults(func=cmd_compile)
 
@@ -58,17 +62,27 @@ def register(sub):
 
 
 def _target_flags(p):
-    p.add_argument("--flash", type=int, help="override the target's flash/ROM budget in bytes")
-    p.add_argument("--ram", type=int, help="override the target's RAM budget in bytes")
+    p.add_argument("--flash", type=positive_int, help="override the target's flash/ROM budget in bytes")
+    p.add_argument("--ram", type=positive_int, help="override the target's RAM budget in bytes")
     p.add_argument("--samples", help=".npz (x, optional y) of inputs compiled into a demo image (nes: the ROM's "
                                      "samples the controller steps through)")
 
 
+def positive_int(text):
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, got {text}")
+    return v
+
+
 def _target_options(args):
     opts = {}
-    if getattr(args, "flash", None):
+    if getattr(args, "flash", None) is not None:
         opts["flash_bytes"] = args.flash
-    if getattr(args, "ram", None):
+    if getattr(args, "ram", None) is not None:
         opts["ram_bytes"] = args.ram
     if getattr(args, "samples", None):
         opts["samples"] = args.samples
@@ -76,7 +90,12 @@ def _target_options(args):
 
 
 def _passes(args):
-    return [p.strip() for p in args.passes.split(",") if p.strip()] if args.passes else None
+    if args.passes is None:
+        return None
+    names = [p.strip() for p in args.passes.split(",") if p.strip()]
+    if not names:
+        raise LbcError(f"--passes {args.passes!r} names no pass; see lbc passes")
+    return names
 
 
 def _print_table(report):
@@ -110,7 +129,8 @@ def cmd_compile(args):
             return 0
     out = args.output or str(Path("build") / Path(args.model).stem)
     c = driver.compile_model(args.model, out, args.target, args.quant, args.calibration, shape, _passes(args),
-                             args.granularity, build=not args.no_build, target_options=_target_options(args))
+                             args.granularity, build=not args.no_build, target_options=_target_options(args),
+                             force=args.force)
     for w in c.warnings:
         print(f"lbc: warning: {w}", file=sys.stderr)
     print(f"compiled {args.model} for {c.target.name} ({c.quant} weights) -> {out}")
@@ -156,10 +176,9 @@ def cmd_run(args):
     x, _ = driver.load_batch(args.input)
     y, yq, stats = driver.run_compiled(args.dir, x, raw=args.raw)
     out = yq if args.raw else y
-    if args.output:
-        np.save(args.output, out)
+    written = save_npy(args.output, out) if args.output else None
     print(f"ran {len(x)} sample(s) on {driver.read_manifest(args.dir)['target']}: output {list(out.shape)}"
-          + (f" -> {args.output}" if args.output else ""))
+          + (f" -> {written}" if written else ""))
     for k, v in stats.items():
         if not isinstance(v, (list, dict)):
             print(f"  {k}: {v}")
@@ -168,6 +187,20 @@ def cmd_run(args):
         for i, row in enumerate(flat[:8]):
             print(f"  [{i}] " + " ".join(f"{v:.4g}" if out.dtype.kind == "f" else str(v) for v in row[:16]))
     return 0
+
+
+def save_npy(path, array):
+    """np.save's naming (.npy appended unless present) except for an existing device or FIFO, which is
+    written to as named. Returns the name written."""
+    import io
+    import os
+    if not path.endswith(".npy") and not (os.path.exists(path) and not os.path.isfile(path)
+                                          and not os.path.isdir(path)):
+        path += ".npy"
+    buf = io.BytesIO()
+    np.save(buf, array)
+    write_file(path, buf.getvalue())
+    return path
 
 
 def cmd_verify(args):

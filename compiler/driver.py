@@ -3,8 +3,7 @@ atomically (a failed compile leaves nothing behind)."""
 
 import json
 import os
-import shutil
-import tempfile
+import zipfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +14,15 @@ from lbc import __version__
 from lbc.backends import get_target
 from lbc.errors import LbcError, TargetError
 from lbc.frontends import load_model
+from lbc.frontends.common import check_graph
 from lbc.ir.dtypes import QUANT_DTYPES
 from lbc.ir.ops import OPS, macs
 from lbc.ir.quant import dequantize, quantize_input
 from lbc.ir.text import print_graph
+from lbc.output import MANIFEST, output_folder
 from lbc.passes import PassContext, run_pipeline
 from lbc.passes.plan_memory import tensor_bytes
 
-MANIFEST = "lbc.json"
 REPORT = "report.json"
 
 
@@ -38,19 +38,57 @@ class Compiled:
 
 
 def load_batch(path, what="input"):
-    """(x, y or None) from a .npy array or an .npz with x (and optionally y labels). Never unpickles."""
+    """(x, y or None) from a .npy array or an .npz with x (and optionally y labels). Never unpickles,
+    and never allocates more than the file holds (a header may claim any shape)."""
     p = Path(path)
     if not p.exists():
         raise LbcError(f"{what} file not found: {path}")
+    if p.is_dir():
+        raise LbcError(f"{what} file {path} is a folder")
     try:
-        data = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise LbcError(f"{path}: not a .npy/.npz file ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        if "x" not in data.files:
-            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data.files)})")
-        return data["x"], (data["y"] if "y" in data.files else None)
-    return data, None
+        with open(p, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                with zipfile.ZipFile(f) as z:
+                    names = {n.removesuffix(".npy"): n for n in z.namelist()}
+                    if "x" not in names:
+                        raise LbcError(f"{path}: an .npz {what} file needs an array named x (has "
+                                       f"{', '.join(sorted(names)) or 'nothing'})")
+                    arrays = []
+                    for key in ("x", "y"):
+                        if key in names:
+                            info = z.getinfo(names[key])
+                            with z.open(info) as m:
+                                arrays.append(_read_npy(m, info.file_size, f"{path}[{key}]"))
+                        else:
+                            arrays.append(None)
+                    return arrays[0], arrays[1]
+            f.seek(0)
+            return _read_npy(f, p.stat().st_size, path), None
+    except LbcError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise LbcError(f"{path}: not a .npy/.npz file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def _read_npy(f, size, what):
+    """One .npy array from an open file of `size` bytes, checking its header against the size."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise LbcError(f"{what}: .npy format version {version[0]}.{version[1]} is not supported (save it with np.save)")
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran, dtype = read_header(f, max_header_size=10000)
+    if dtype.hasobject:
+        raise LbcError(f"{what}: holds Python objects; lbc only reads numeric arrays (it never unpickles)")
+    count = int(np.prod(shape, dtype=object))
+    if count * dtype.itemsize > size:
+        raise LbcError(f"{what}: the header claims shape {shape} ({count * dtype.itemsize} bytes) but the file "
+                       f"has {size} bytes; is it truncated?")
+    data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise LbcError(f"{what}: truncated array data")
+    arr = np.frombuffer(data, dtype=dtype)
+    return (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy()
 
 
 def load_calibration(path, graph):
@@ -61,18 +99,30 @@ def load_calibration(path, graph):
 
 
 def check_batch(x, graph, what):
-    shape = tuple(graph.types[graph.inputs[0]].shape[1:])
-    x = np.asarray(x)
+    return fit_batch(x, tuple(graph.types[graph.inputs[0]].shape), what)
+
+
+def fit_batch(x, shape, what):
+    """A float32 batch (N, *shape[1:]) from x: real numbers, at least one sample, all finite."""
+    shape = tuple(shape[1:])
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise LbcError(f"{what}: not an array of numbers ({e})") from None
     if x.dtype.kind not in "fiu":
         raise LbcError(f"{what}: expected numbers, got dtype {x.dtype}")
-    if tuple(x.shape[1:]) != shape:
-        if x.ndim >= 1 and x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-            return x.reshape((x.shape[0],) + shape).astype(np.float32)
-        raise LbcError(f"{what}: shape {tuple(x.shape)} does not match the model input (N, "
-                       f"{', '.join(map(str, shape))})")
-    if x.shape[0] == 0:
+    if x.ndim == 0 or x.shape[0] == 0:
         raise LbcError(f"{what}: no samples")
-    return x.astype(np.float32)
+    if tuple(x.shape[1:]) != shape:
+        if x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+            x = x.reshape((x.shape[0],) + shape)
+        else:
+            raise LbcError(f"{what}: shape {tuple(x.shape)} does not match the model input (N, "
+                           f"{', '.join(map(str, shape))})")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise LbcError(f"{what}: holds NaN or infinite values (or numbers too large for float32)")
+    return x
 
 
 def parse_shape(text):
@@ -84,6 +134,8 @@ def parse_shape(text):
         raise LbcError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,64") from None
     if any(d <= 0 for d in dims):
         raise LbcError(f"--input-shape {text!r}: dimensions must be positive")
+    if any(d >= 2**31 for d in dims):
+        raise LbcError(f"--input-shape {text!r}: dimensions must be below 2**31")
     return dims
 
 
@@ -104,11 +156,15 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     if isinstance(model, (str, Path)):
         fg = load_model(model, input_shape)
     else:
-        fg = model
+        fg = check_graph(model, model.name or "the model")
     ctx = PassContext(calibration=load_calibration(calibration, fg) if isinstance(calibration, (str, Path))
                       else (check_batch(calibration, fg, "calibration data") if calibration is not None else None),
                       granularity=granularity, target=tgt)
     names = passes if passes is not None else tgt.pipeline(quant)
+    if not names:
+        raise LbcError("the pass list is empty; see lbc passes")
+    if dump_after is not None and dump_after != "all" and dump_after not in names:
+        raise LbcError(f"--dump-after {dump_after!r}: not a pass of this pipeline ({', '.join(names)}) nor 'all'")
     g = run_pipeline(fg, names, ctx, dump_after=dump_after, on_dump=on_dump)
     return Compiled(g, fg, tgt, quant, ctx.warnings)
 
@@ -153,17 +209,17 @@ def _dump(path, obj):
 
 
 def compile_model(model, out, target="host", quant=None, calibration=None, input_shape=None, passes=None,
-                  granularity="channel", build=True, target_options=None):
-    """Compile `model` into the folder `out` (replaced atomically). Returns the Compiled."""
+                  granularity="channel", build=True, target_options=None, force=False):
+    """Compile `model` into the folder `out` (see lbc.output for which folders lbc writes into and
+    how a failed compile leaves nothing behind). Returns the Compiled."""
     t0 = time.perf_counter()
-    c = lower(model, target, quant, calibration, input_shape, passes, granularity, target_options=target_options)
-    problems = c.target.check(c.graph)
-    if problems:
-        raise TargetError(f"the model cannot be compiled for {c.target.name}:\n  - " + "\n  - ".join(problems))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    keep = [p for p in (model, calibration, (target_options or {}).get("samples")) if isinstance(p, (str, Path))]
+    with output_folder(out, force=force, keep=keep) as tmp:
+        c = lower(model, target, quant, calibration, input_shape, passes, granularity,
+                  target_options=target_options)
+        problems = c.target.check(c.graph)
+        if problems:
+            raise TargetError(f"the model cannot be compiled for {c.target.name}", details=problems)
         extra = c.target.emit(c.graph, tmp, {}) or {}
         (tmp / "model.lbc").write_text(print_graph(c.graph))
         built = c.target.build(tmp) if build else {}
@@ -173,18 +229,7 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
         _dump(tmp / MANIFEST, manifest(c))
         _dump(tmp / REPORT, c.report)
         c.report["compile_seconds"] = round(time.perf_counter() - t0, 3)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    c.outdir = out
+    c.outdir = Path(os.path.abspath(out))
     return c
 
 

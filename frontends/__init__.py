@@ -6,7 +6,13 @@ from lbc.errors import ModelError
 
 
 def load_model(path, input_shape=None):
-    """Load a model file by its extension: .onnx, .pt2 (torch.export.save) or .keras (Keras 3)."""
+    """Load a model file by its extension: .onnx, .pt2 (torch.export.save) or .keras (Keras 3), and
+    check the graph it gives (see `frontends.common.check_graph`)."""
+    from lbc.frontends.common import check_graph
+    return check_graph(_load(path, input_shape), path)
+
+
+def _load(path, input_shape):
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {path}")

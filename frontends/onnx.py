@@ -43,6 +43,29 @@ def read_onnx(path):
     return model
 
 
+def _tensor_array(t, path):
+    """An initializer's values; external data is read from the model's folder and may not leave it."""
+    from onnx import TensorProto, numpy_helper
+    if t.data_location == TensorProto.EXTERNAL:
+        info = {e.key: e.value for e in t.external_data}
+        folder = path.resolve().parent
+        where = (folder / info.get("location", "")).resolve()
+        if where == folder or folder not in where.parents:
+            raise ModelError(f"{path}: tensor {t.name!r} keeps its data in {info.get('location')!r}, outside the "
+                             f"model's folder; lbc only reads external data files beside the model")
+        if not where.is_file():
+            raise ModelError(f"{path}: tensor {t.name!r}: external data file {info.get('location')!r} not found "
+                             f"beside the model")
+        try:
+            return numpy_helper.to_array(t, base_dir=str(folder))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{path}: tensor {t.name!r}: cannot read its external data ({e})") from None
+    try:
+        return numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{path}: tensor {t.name!r} cannot be read ({e})") from None
+
+
 def opset_of(model):
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
@@ -54,7 +77,7 @@ class _Importer:
         self.opset = opset_of(model)
         g = model.graph
         self.g = Graph(_decode(g.name) or path.stem, [], [], [], {})
-        self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.consts = {i.name: self._numbers(i.name, _tensor_array(i, path)) for i in g.initializer}
         self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
         self.exp_hints = {}
         init_names = set(self.consts)
@@ -184,7 +207,12 @@ class _Importer:
         getattr(self, "op_" + op)(node, nname, ins, out, a)
 
     def fold(self, out, value):
-        self.consts[out] = np.asarray(value)
+        self.consts[out] = self._numbers(out, np.asarray(value))
+
+    def _numbers(self, name, arr):
+        if arr.dtype.kind not in "biuf":
+            raise ModelError(f"{self.path}: tensor {name!r} holds {arr.dtype} values; lbc needs numbers")
+        return arr
 
     def need_const(self, node, nname, t, what):
         v = self.const(t)
@@ -284,6 +312,8 @@ class _Importer:
         inputs = [ins[0], self.add_const(f"{nname}.weight", w)]
         if len(ins) > 2 and ins[2]:
             c = self.need_const(node, nname, ins[2], "bias C").astype(np.float64) * a.get("beta", 1.0)
+            if c.size not in (1, w.shape[0]):
+                raise ModelError(f"{self.path}: node {nname!r}: bias C has {c.size} values for {w.shape[0]} outputs")
             inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
         self.emit("dense", nname, inputs, out)
 
@@ -323,6 +353,8 @@ class _Importer:
             self.emit("add", nname, [ins[0], neg], out)
 
     def op_Div(self, node, nname, ins, out, a):
+        if self.is_const(ins[1]) and np.any(self.const(ins[1]) == 0):
+            raise ModelError(f"{self.path}: node {nname!r}: division by zero (the divisor holds 0)")
         if self.is_const(ins[0]) and self.is_const(ins[1]):
             self.fold(out, self.const(ins[0]) / self.const(ins[1]))
             return
@@ -343,10 +375,12 @@ class _Importer:
 
     def op_Clip(self, node, nname, ins, out, a):
         lo, hi = a.get("min", float("-inf")), a.get("max", float("inf"))
-        if len(ins) > 1 and ins[1]:
-            lo = float(self.need_const(node, nname, ins[1], "min"))
-        if len(ins) > 2 and ins[2]:
-            hi = float(self.need_const(node, nname, ins[2], "max"))
+        for pos, what in ((1, "min"), (2, "max")):
+            if len(ins) > pos and ins[pos]:
+                v = self.need_const(node, nname, ins[pos], what)
+                if v.size != 1:
+                    raise ModelError(f"{self.path}: node {nname!r}: Clip {what} must be one number, has {v.size}")
+                lo, hi = (float(v.reshape(-1)[0]), hi) if pos == 1 else (lo, float(v.reshape(-1)[0]))
         self.emit("clip", nname, ins[:1], out, {"min": float(lo), "max": float(hi)})
 
     def op_Flatten(self, node, nname, ins, out, a):
