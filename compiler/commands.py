@@ -194,6 +194,8 @@ def save_npy(path, array):
     written to as named. Returns the name written."""
     import io
     import os
+    if os.path.isdir(path):
+        raise LbcError(f"--output {path} is a folder; give a file name")
     if not path.endswith(".npy") and not (os.path.exists(path) and not os.path.isfile(path)
                                           and not os.path.isdir(path)):
         path += ".npy"

@@ -19,7 +19,7 @@ from lbc.ir.dtypes import QUANT_DTYPES
 from lbc.ir.ops import OPS, macs
 from lbc.ir.quant import dequantize, quantize_input
 from lbc.ir.text import print_graph
-from lbc.output import MANIFEST, output_folder
+from lbc.output import MANIFEST, check_checksums, output_folder, write_checksums
 from lbc.passes import PassContext, run_pipeline
 from lbc.passes.plan_memory import tensor_bytes
 
@@ -228,6 +228,7 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
                     "totals": totals, "emit": extra, "build": built, "warnings": c.warnings}
         _dump(tmp / MANIFEST, manifest(c))
         _dump(tmp / REPORT, c.report)
+        write_checksums(tmp)
         c.report["compile_seconds"] = round(time.perf_counter() - t0, 3)
     c.outdir = Path(os.path.abspath(out))
     return c
@@ -235,9 +236,19 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
 
 def read_manifest(outdir):
     p = Path(outdir) / MANIFEST
-    if not p.exists():
+    if not p.is_file():
         raise LbcError(f"{outdir} is not an lbc output folder (no {MANIFEST}); run lbc compile first")
-    return json.loads(p.read_text())
+    check_checksums(outdir)
+    try:
+        m = json.loads(p.read_text())
+        shape = [int(d) for d in m["input"]["shape"]]
+        if not isinstance(m["target"], str) or not isinstance(m.get("target_options", {}), dict) \
+                or not shape or min(shape) <= 0 or not isinstance(m["input"]["exp"], int):
+            raise ValueError("bad field")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        raise LbcError(f"{outdir} is damaged: {MANIFEST} is not the manifest lbc compile writes; "
+                       f"re-run lbc compile") from None
+    return m
 
 
 def softmax(y, axis):
@@ -249,13 +260,11 @@ def run_compiled(outdir, x, raw=False):
     """Run a compiled folder on a float batch. Returns (outputs, integer outputs, stats)."""
     m = read_manifest(outdir)
     tgt = get_target(m["target"], **m.get("target_options", {}))
-    shape = tuple(m["input"]["shape"][1:])
-    x = np.asarray(x)
-    if tuple(x.shape[1:]) != shape:
-        if x.ndim >= 1 and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-            x = x.reshape((x.shape[0],) + shape)
-        else:
-            raise LbcError(f"input batch has shape {tuple(x.shape)}; the model takes (N, {', '.join(map(str, shape))})")
+    x = fit_batch(x, m["input"]["shape"], "input batch")
+    batch = m["input"]["shape"][0]
+    if len(x) % batch:
+        raise LbcError(f"the model was compiled for a fixed batch of {batch}; the input has {len(x)} samples "
+                       f"(give a multiple of {batch}, or compile with --input-shape 1,...)")
     xq = quantize_input(x, m["input"]["exp"])
     yq, stats = tgt.run(Path(outdir), m, xq)
     if raw or m["output"]["dtype"] == "i32":

@@ -169,3 +169,39 @@ def write_file(path, data):
             os.unlink(tmp)
         raise
     return path
+
+
+# ------------------------------------------------------------------------------------ checksums
+
+CHECKSUMS = "lbc.sha256"
+
+
+def write_checksums(folder):
+    """Record the SHA-256 of every file lbc wrote (the `sha256sum` format, so `sha256sum -c lbc.sha256`
+    works too); `lbc run` checks them before it trusts a build folder."""
+    import hashlib
+    folder = Path(folder)
+    lines = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != CHECKSUMS:
+            lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}\n")
+    (folder / CHECKSUMS).write_text("".join(lines))
+
+
+def check_checksums(folder):
+    """Raise LbcError naming the first file of a build folder that changed since lbc wrote it."""
+    import hashlib
+    folder = Path(folder)
+    path = folder / CHECKSUMS
+    try:
+        entries = [line.split("  ", 1) for line in path.read_text().splitlines()]
+        entries = [(h, name) for h, name in entries if len(h) == 64]
+    except (OSError, UnicodeDecodeError, ValueError):
+        entries = None
+    if not entries:
+        raise LbcError(f"{folder} is damaged: {CHECKSUMS} is missing or unreadable; re-run lbc compile")
+    for digest, name in entries:
+        p = folder / name
+        if ".." in Path(name).parts or not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+            raise LbcError(f"{folder} is damaged: {name} is missing or changed since lbc compile wrote it; "
+                           f"re-run lbc compile")

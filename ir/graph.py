@@ -103,7 +103,7 @@ class Graph:
 
     def activation_tensors(self):
         """Non-constant tensors in first-definition order (graph inputs first)."""
-        seen = list(self.inputs)
+        seen = dict.fromkeys(self.inputs)
         for n in self.nodes:
-            seen.extend(o for o in n.outputs if o not in seen)
-        return seen
+            seen.update(dict.fromkeys(n.outputs))
+        return list(seen)

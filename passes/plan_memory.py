@@ -41,16 +41,22 @@ class PlanMemory:
             end[root.get(name, name)] = len(g.nodes)
         owners = sorted(start, key=lambda t: (-tensor_bytes(g.types[t]), start[t], t))
         placed = []  # (offset, size, start, end)
+        live = {}  # node index -> indices into `placed` of the blocks live then (linear for chains)
         offsets = {}
         for t in owners:
             size = tensor_bytes(g.types[t])
             s, e = start[t], end.get(t, start[t])
-            busy = sorted((o, sz) for o, sz, s2, e2 in placed if not (e2 < s or e < s2))
+            overlapping = set()
+            for step in range(s, e + 1):
+                overlapping.update(live.get(step, ()))
+            busy = sorted((placed[j][0], placed[j][1]) for j in overlapping)
             off = 0
             for o, sz in busy:
                 if off + size <= o:
                     break
                 off = max(off, _align(o + sz))
+            for step in range(s, e + 1):
+                live.setdefault(step, []).append(len(placed))
             placed.append((off, size, s, e))
             offsets[t] = off
         for t, r in root.items():
