@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 from lbc import __version__
-from lbc.errors import LbcError, ToolchainError
+from lbc.errors import LbcError, ToolchainError, name_list
 
 DEFAULT_PIPELINE = ("fold-constants", "fold-batchnorm", "fuse-activation", "quantize-{quant}",
                     "analyze-sparsity", "plan-memory")
@@ -24,7 +24,12 @@ class Target:
     description = ""
     default_quant = "int8"
     quants = ("int8", "int4", "int2", "ternary", "pentary")
-    ops = frozenset()
+    # The op-support declaration: `check`, `lbc ops` and docs/ops.md all read it.
+    ops = frozenset()  # IR ops this target emits
+    op_limits = {}  # IR op -> what of it the target emits when not every form (dtype/attribute limits)
+    max_inputs = 1  # graph inputs the generated code takes (None: any number)
+    max_outputs = 1
+    integer_inputs = False  # whether inputs may be integer tensors (token ids) rather than quantised floats
     flash_bytes = None  # program + constant budget, None = unbounded
     ram_bytes = None  # data budget, None = unbounded
 
@@ -57,9 +62,24 @@ class Target:
             if n.op not in self.ops:
                 bad.setdefault(n.op, []).append(n.name)
         for op, names in sorted(bad.items()):
-            problems.append(f"op {op} is not supported by target {self.name} (nodes: {', '.join(names)})")
-        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            problems.append(f"target {self.name} compiles graphs with one input and one output")
+            problems.append(f"op {op} is not supported by target {self.name} ({name_list(names)})")
+        problems += self.io_problems(graph)
+        return problems
+
+    def io_problems(self, graph):
+        """Graph inputs/outputs this target cannot take, from the max_inputs/max_outputs/
+        integer_inputs declaration."""
+        problems = []
+        for what, names, most in (("input", graph.inputs, self.max_inputs), ("output", graph.outputs, self.max_outputs)):
+            if most is not None and len(names) > most:
+                problems.append(f"target {self.name} compiles graphs with at most {most} {what}(s); this one has "
+                                f"{len(names)} ({', '.join(comment_safe(n, 40) for n in names)})")
+        if not self.integer_inputs:
+            for i in graph.inputs:
+                t = graph.types[i]
+                if not t.dtype.is_float and t.exp is None:
+                    problems.append(f"input {comment_safe(i, 40)} is an integer tensor ({t.dtype.name}); target "
+                                    f"{self.name} takes quantised float inputs only")
         return problems
 
     def weight_bytes(self, dtype_name, shape):
@@ -73,6 +93,9 @@ class Target:
         return {}
 
     def run(self, outdir, manifest, xq):
+        """Run the built artifact on integer inputs: `xq` is the batch array of a one-input model,
+        else a dict input name -> array (manifest order). Returns (outputs, stats), the outputs an
+        array for a one-output model, else a dict output name -> array."""
         raise NotImplementedError
 
 

@@ -3,7 +3,8 @@
 `model` is a path (.onnx, .pt2, .keras), an lbc Graph, or a torch.nn.Module (then `example_input`,
 a tensor or array of the input shape with the batch first, is required; the module is exported with
 torch.export). Returns an `Artifact`: the output folder, the compile report, the integer graph, and
-`run(x)` to execute the built firmware (in the target's emulator) on a float batch.
+`run(x)` to execute the built firmware (in the target's emulator) on a batch. A model with several
+inputs takes dicts by input name for `calibration` and `run`; several outputs come back as a dict.
 """
 
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ class Artifact:
     warnings: list
 
     def run(self, x, raw=False):
-        """Outputs of the compiled firmware for a float batch x (dequantised unless raw=True)."""
+        """Outputs of the compiled firmware for a batch: `x` is an array (one-input model) or a dict
+        input name -> array (float inputs as floats, integer inputs such as token ids as integers).
+        Returns an array for a one-output model, else a dict output name -> array (dequantised
+        unless raw=True)."""
         from lbc.driver import run_compiled
         y, yq, _ = run_compiled(self.outdir, x, raw=raw)
         return yq if raw else y
@@ -37,7 +41,18 @@ class Artifact:
 
     @property
     def input_exp(self):
+        """The first input's exp (None for an integer input); see `io` for every input."""
         return self.graph.types[self.graph.inputs[0]].exp
+
+    @property
+    def io(self):
+        """{"inputs": [...], "outputs": [...]}: name, shape, dtype and exp of each, as in lbc.json."""
+        from lbc.driver import io_specs
+        return {"inputs": io_specs(self.graph, self.graph.inputs), "outputs": io_specs(self.graph, self.graph.outputs)}
+
+
+def _array(x):
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
 
 
 def to_graph(model, example_input=None, input_shape=None):
@@ -64,7 +79,8 @@ def compile(model, example_input=None, target="host", quant=None, out=None, cali
     if calibration is None and example_input is not None and graph.meta.get("exp_hints"):
         calibration = example_input  # a QAT model fixes its scales; calibration only fills the gaps
     if calibration is not None and not isinstance(calibration, (str, Path)):
-        calibration = np.asarray(calibration.detach().cpu() if hasattr(calibration, "detach") else calibration)
+        calibration = ({k: _array(v) for k, v in calibration.items()} if isinstance(calibration, dict)
+                       else _array(calibration))
     out = Path(out) if out is not None else Path("build") / (graph.name or "model")
     c = compile_model(graph, out, target, quant, calibration, None, passes, granularity, build=build,
                       target_options=target_options or None)

@@ -1,6 +1,8 @@
 """Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets."""
 
 import argparse
+import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -8,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lbc import driver
-from lbc.errors import InternalError, LbcError
+from lbc.errors import InternalError, LbcError, safe_name
 from lbc.output import write_file
 
 
@@ -18,8 +20,11 @@ def register(sub):
     p.add_argument("--target", default="host", help="target name (see lbc targets)")
     p.add_argument("--quant", help="weight dtype: int8, int4, int2, ternary, pentary (default: the target's)")
     p.add_argument("-o", "--output", help="output folder (default: build/<model name>)")
-    p.add_argument("--calibration", help=".npy batch of float inputs used to choose activation scales")
-    p.add_argument("--input-shape", help="full input shape, e.g. 1,64 (needed for dynamic dimensions)")
+    p.add_argument("--calibration", help="inputs used to choose activation scales: a .npy batch (one-input model) "
+                                         "or an .npz with one batch per input name")
+    p.add_argument("--input-shape", action="append",
+                   help="full input shape, e.g. 1,64 (needed for dynamic dimensions); NAME=1,64 per input of a "
+                        "model with several (repeat the option)")
     p.add_argument("--granularity", choices=("channel", "tensor"), default="channel",
                    help="weight scales per output channel (default) or per tensor")
     p.add_argument("--passes", help="comma-separated pass list replacing the target's pipeline")
@@ -34,13 +39,15 @@ def register(sub):
 
     p = sub.add_parser("inspect", help="ops, shapes, params, MACs and bytes per quantisation of a model")
     p.add_argument("model")
-    p.add_argument("--input-shape")
+    p.add_argument("--input-shape", action="append")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("run", help="run a compiled folder on a batch of float inputs")
     p.add_argument("dir")
-    p.add_argument("--input", required=True, help=".npy (or .npz with x) batch of float inputs (N, ...)")
-    p.add_argument("--output", help="write outputs to this .npy")
+    p.add_argument("--input", required=True,
+                   help="inputs: an .npz with one batch (N, ...) per input name, or for a one-input model a .npy "
+                        "(or an .npz with x)")
+    p.add_argument("--output", help="write the outputs: a .npy for a one-output model, else an .npz by output name")
     p.add_argument("--raw", action="store_true", help="write the raw integer outputs")
     p.set_defaults(func=cmd_run)
 
@@ -48,9 +55,10 @@ def register(sub):
     p.add_argument("model")
     p.add_argument("--target", default="host")
     p.add_argument("--quant")
-    p.add_argument("--data", required=True, help=".npz with x (inputs) and optionally y (labels)")
+    p.add_argument("--data", required=True, help=".npz with the inputs (x, or one array per input name) and "
+                                                 "optionally y (labels)")
     p.add_argument("--calibration")
-    p.add_argument("--input-shape")
+    p.add_argument("--input-shape", action="append")
     p.add_argument("--granularity", choices=("channel", "tensor"), default="channel")
     _target_flags(p)
     p.set_defaults(func=cmd_verify)
@@ -173,56 +181,78 @@ def cmd_inspect(args):
 
 
 def cmd_run(args):
-    x, _ = driver.load_batch(args.input)
+    m = driver.read_manifest(args.dir)
+    names = [o["name"] for o in m["outputs"]]
+    if args.output and len(names) > 1 and Path(args.output).suffix != ".npz":
+        raise LbcError(f"the model has {len(names)} outputs ({', '.join(map(safe_name, names))}); --output needs "
+                       f"an .npz path (one array per output name)")
+    x, _ = driver.load_inputs(args.input, [i["name"] for i in m["inputs"]])
     y, yq, stats = driver.run_compiled(args.dir, x, raw=args.raw)
-    out = yq if args.raw else y
-    written = save_npy(args.output, out) if args.output else None
-    print(f"ran {len(x)} sample(s) on {driver.read_manifest(args.dir)['target']}: output {list(out.shape)}"
+    outs = yq if args.raw else y
+    outs = outs if isinstance(outs, dict) else {names[0]: outs}
+    written = None
+    if args.output:
+        if len(names) > 1:
+            buf = io.BytesIO()
+            np.savez(buf, **outs)
+            written = _write_output(args.output, buf.getvalue(), ".npz")
+        else:
+            buf = io.BytesIO()
+            np.save(buf, outs[names[0]])
+            written = _write_output(args.output, buf.getvalue(), ".npy")
+    n = len(next(iter(outs.values())))
+    print(f"ran {n} sample(s) on {m['target']}: "
+          + ", ".join(f"{safe_name(k) + ' ' if len(outs) > 1 else 'output '}{list(v.shape)}" for k, v in outs.items())
           + (f" -> {written}" if written else ""))
     for k, v in stats.items():
         if not isinstance(v, (list, dict)):
             print(f"  {k}: {v}")
     if not args.output:
-        flat = out.reshape(len(out), -1)
-        for i, row in enumerate(flat[:8]):
-            print(f"  [{i}] " + " ".join(f"{v:.4g}" if out.dtype.kind == "f" else str(v) for v in row[:16]))
+        for name, out in outs.items():
+            if len(outs) > 1:
+                print(f"  {safe_name(name)}:")
+            flat = out.reshape(len(out), -1)
+            for i, row in enumerate(flat[:8]):
+                print(f"  [{i}] " + " ".join(f"{v:.4g}" if out.dtype.kind == "f" else str(v) for v in row[:16]))
     return 0
 
 
-def save_npy(path, array):
-    """np.save's naming (.npy appended unless present) except for an existing device or FIFO, which is
-    written to as named. Returns the name written."""
-    import io
-    import os
+def _write_output(path, data, suffix):
+    """Write --output: numpy's naming (`suffix` appended unless present), except that an existing
+    device or FIFO (/dev/null) is written to as named. Returns the name written."""
     if os.path.isdir(path):
         raise LbcError(f"--output {path} is a folder; give a file name")
-    if not path.endswith(".npy") and not (os.path.exists(path) and not os.path.isfile(path)
-                                          and not os.path.isdir(path)):
-        path += ".npy"
-    buf = io.BytesIO()
-    np.save(buf, array)
-    write_file(path, buf.getvalue())
+    if not path.endswith(suffix) and not (os.path.exists(path) and not os.path.isfile(path)):
+        path += suffix
+    write_file(path, data)
     return path
 
 
 def cmd_verify(args):
     from lbc.ir.interpreter import run as interpret
-    from lbc.ir.quant import quantize_input
-    x, labels = driver.load_batch(args.data, "data")
     with tempfile.TemporaryDirectory(prefix="lbc-verify-") as tmp:
         c = driver.compile_model(args.model, Path(tmp) / "out", args.target, args.quant, args.calibration,
                                  driver.parse_shape(args.input_shape), granularity=args.granularity,
                                  target_options=_target_options(args))
-        x = driver.check_batch(x, c.graph, f"data {args.data}")
+        specs = driver.io_specs(c.graph, c.graph.inputs)
+        x, labels = driver.load_inputs(args.data, c.graph.inputs, "data")
+        x = driver.check_inputs(x, specs, f"data {args.data}")
         _, yq, stats = driver.run_compiled(c.outdir, x, raw=True)
-    ref = interpret(c.graph, quantize_input(x, c.graph.types[c.graph.inputs[0]].exp))[0]
-    same = np.all(yq.reshape(len(x), -1) == ref.reshape(len(x), -1), axis=1)
-    print(f"{args.target} ({c.quant}): {int(same.sum())}/{len(x)} outputs identical to the reference interpreter")
+    refs = interpret(c.graph, driver.quantize_inputs(x, specs))
+    yqs = list(yq.values()) if isinstance(yq, dict) else [yq]
+    n = len(next(iter(x.values())))
+    same = np.ones(n, dtype=bool)
+    for got, ref in zip(yqs, refs):
+        same &= np.all(got.reshape(n, -1) == ref.reshape(n, -1), axis=1)
+    print(f"{args.target} ({c.quant}): {int(same.sum())}/{n} outputs identical to the reference interpreter")
     if labels is not None:
+        if len(yqs) != 1:
+            raise LbcError(f"data {args.data}: labels (y) are compared with the output of a one-output model; this "
+                           f"one has {len(yqs)}")
         is_index = c.graph.types[c.graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
-        pred, fpred = (_classes(y, is_index) for y in (yq, interpret(c.float_graph, x)[0]))
+        pred, fpred = (_classes(y, is_index) for y in (yqs[0], interpret(c.float_graph, x)[0]))
         print(f"accuracy: compiled {np.mean(pred == labels):.4f}, float model {np.mean(fpred == labels):.4f} "
-              f"({len(x)} samples)")
+              f"({n} samples)")
     for k, v in stats.items():
         if not isinstance(v, (list, dict)):
             print(f"  {k}: {v}")

@@ -3,8 +3,8 @@ atomically (a failed compile leaves nothing behind)."""
 
 import json
 import os
-import zipfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from lbc.backends import get_target
 from lbc.errors import LbcError, TargetError
 from lbc.frontends import load_model
 from lbc.frontends.common import check_graph
-from lbc.ir.dtypes import QUANT_DTYPES
+from lbc.ir.dtypes import QUANT_DTYPES, dtype
 from lbc.ir.ops import OPS, macs
 from lbc.ir.quant import dequantize, quantize_input
 from lbc.ir.text import print_graph
@@ -37,9 +37,15 @@ class Compiled:
     outdir: Path | None = None
 
 
-def load_batch(path, what="input"):
-    """(x, y or None) from a .npy array or an .npz with x (and optionally y labels). Never unpickles,
-    and never allocates more than the file holds (a header may claim any shape)."""
+def io_specs(graph, names):
+    """Manifest-style descriptions ({name, shape, dtype, exp}) of graph tensors, e.g. its inputs."""
+    return [{"name": n, "shape": list(graph.types[n].shape), "dtype": graph.types[n].dtype.name,
+             "exp": graph.types[n].exp} for n in names]
+
+
+def _read_arrays(path, what):
+    """The array of a .npy, or a dict name -> array of an .npz. Never unpickles, and never allocates
+    more than the file holds (a header may claim any shape)."""
     p = Path(path)
     if not p.exists():
         raise LbcError(f"{what} file not found: {path}")
@@ -47,27 +53,21 @@ def load_batch(path, what="input"):
         raise LbcError(f"{what} file {path} is a folder")
     try:
         with open(p, "rb") as f:
-            if f.read(4) == b"PK\x03\x04":
-                with zipfile.ZipFile(f) as z:
-                    names = {n.removesuffix(".npy"): n for n in z.namelist()}
-                    if "x" not in names:
-                        raise LbcError(f"{path}: an .npz {what} file needs an array named x (has "
-                                       f"{', '.join(sorted(names)) or 'nothing'})")
-                    arrays = []
-                    for key in ("x", "y"):
-                        if key in names:
-                            info = z.getinfo(names[key])
-                            with z.open(info) as m:
-                                arrays.append(_read_npy(m, info.file_size, f"{path}[{key}]"))
-                        else:
-                            arrays.append(None)
-                    return arrays[0], arrays[1]
-            f.seek(0)
-            return _read_npy(f, p.stat().st_size, path), None
+            if f.read(4) != b"PK\x03\x04":
+                f.seek(0)
+                return _read_npy(f, p.stat().st_size, path)
+            with zipfile.ZipFile(f) as z:
+                out = {}
+                for info in z.infolist():
+                    with z.open(info) as m:
+                        out[info.filename.removesuffix(".npy")] = _read_npy(m, info.file_size,
+                                                                            f"{path}[{info.filename}]")
+                return out
     except LbcError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise LbcError(f"{path}: not a .npy/.npz file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LbcError(f"{path}: not a .npy/.npz file ({why})") from None
 
 
 def _read_npy(f, size, what):
@@ -75,68 +75,148 @@ def _read_npy(f, size, what):
     fmt = np.lib.format
     version = fmt.read_magic(f)
     if version not in ((1, 0), (2, 0)):
-        raise LbcError(f"{what}: .npy format version {version[0]}.{version[1]} is not supported (save it with np.save)")
+        raise LbcError(f"{what}: .npy format version {version[0]}.{version[1]} is not supported (save it "
+                       f"with np.save)")
     read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-    shape, fortran, dtype = read_header(f, max_header_size=10000)
-    if dtype.hasobject:
+    shape, fortran, dt = read_header(f, max_header_size=10000)
+    if dt.hasobject:
         raise LbcError(f"{what}: holds Python objects; lbc only reads numeric arrays (it never unpickles)")
-    count = int(np.prod(shape, dtype=object))
-    if count * dtype.itemsize > size:
-        raise LbcError(f"{what}: the header claims shape {shape} ({count * dtype.itemsize} bytes) but the file "
-                       f"has {size} bytes; is it truncated?")
-    data = f.read(count * dtype.itemsize)
-    if len(data) != count * dtype.itemsize:
+    nbytes = int(np.prod(shape, dtype=object)) * dt.itemsize
+    if nbytes > size:
+        raise LbcError(f"{what}: the header claims shape {shape} ({nbytes} bytes) but the file has {size} "
+                       f"bytes; is it truncated?")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
         raise LbcError(f"{what}: truncated array data")
-    arr = np.frombuffer(data, dtype=dtype)
+    arr = np.frombuffer(data, dtype=dt)
     return (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy()
+
+
+def load_inputs(path, names, what="input"):
+    """(inputs, labels) from a file: an .npz with one array per input name (a one-input model also
+    takes the array `x`) and optionally `y` labels, or a .npy holding the one input of a one-input
+    model. `inputs` is a dict name -> array (not yet checked against shapes). Never unpickles."""
+    data = _read_arrays(path, what)
+    if not isinstance(data, dict):
+        if len(names) != 1:
+            raise LbcError(f"{path}: a .npy holds one array but the model has {len(names)} inputs "
+                           f"({', '.join(names)}); pass an .npz with one array per input name")
+        return {names[0]: data}, None
+    labels = data.get("y")
+    if len(names) == 1 and names[0] not in data and "x" in data:
+        return {names[0]: data["x"]}, labels
+    missing = [n for n in names if n not in data]
+    if missing:
+        hint = " (or x)" if len(names) == 1 else ""
+        raise LbcError(f"{path}: the {what} .npz needs an array per model input: missing "
+                       f"{', '.join(repr(n) for n in missing)}{hint}; it has {', '.join(data) or 'nothing'}")
+    return {n: data[n] for n in names}, labels
+
+
+def load_batch(path, what="input"):
+    """(x, y or None) for a one-input model: a .npy array or an .npz with x (and optionally y)."""
+    data = _read_arrays(path, what)
+    if isinstance(data, dict):
+        if "x" not in data:
+            raise LbcError(f"{path}: an .npz {what} file needs an array named x (has {', '.join(data)})")
+        return data["x"], data.get("y")
+    return data, None
+
+
+def check_inputs(data, specs, what):
+    """Validate a batch for inputs described by `specs` (see `io_specs`). `data` is a dict name ->
+    array, or one array for a one-input model. Float inputs become float32; integer inputs (token
+    ids) must hold integers in their dtype's range. Returns a dict name -> array in `specs` order."""
+    names = [s["name"] for s in specs]
+    if not isinstance(data, dict):
+        if len(specs) != 1:
+            raise LbcError(f"{what}: the model has {len(specs)} inputs ({', '.join(names)}); give one array "
+                           f"per input name")
+        data = {names[0]: data}
+    unknown = sorted(set(data) - set(names))
+    missing = [n for n in names if n not in data]
+    if missing or unknown:
+        raise LbcError(f"{what}: " + "; ".join(
+            ([f"no array for input(s) {', '.join(missing)}"] if missing else [])
+            + ([f"array(s) {', '.join(unknown)} match no input (inputs: {', '.join(names)})"] if unknown else [])))
+    out, batch = {}, None
+    for s in specs:
+        label = f"{what}, input {s['name']!r}" if len(specs) > 1 else what
+        try:
+            x = np.asarray(data[s["name"]])
+        except (ValueError, TypeError) as e:
+            raise LbcError(f"{label}: not an array of numbers ({e})") from None
+        shape = tuple(s["shape"][1:])
+        if x.dtype.kind not in "fiub":
+            raise LbcError(f"{label}: expected numbers, got dtype {x.dtype}")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise LbcError(f"{label}: no samples")
+        if tuple(x.shape[1:]) != shape:
+            if x.ndim >= 1 and x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+                x = x.reshape((x.shape[0],) + shape)
+            else:
+                raise LbcError(f"{label}: shape {tuple(x.shape)} does not match the model input (N, "
+                               f"{', '.join(map(str, shape))})")
+        if x.shape[0] == 0:
+            raise LbcError(f"{label}: no samples")
+        if batch is not None and x.shape[0] != batch:
+            raise LbcError(f"{what}: inputs have different sample counts ({batch} and {x.shape[0]} for "
+                           f"{s['name']!r})")
+        batch = x.shape[0]
+        dt = dtype(s["dtype"])
+        if dt.is_float or s.get("exp") is not None:
+            with np.errstate(over="ignore"):
+                x = x.astype(np.float32)
+            if not np.isfinite(x).all():
+                raise LbcError(f"{label}: holds NaN or infinite values (or numbers too large for float32)")
+            out[s["name"]] = x
+            continue
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x) & (x == np.floor(x))):
+            raise LbcError(f"{label}: integer input {s['name']!r} ({dt.name}) has non-integer values")
+        if x.size and (x.min() < dt.lo or x.max() > dt.hi):
+            raise LbcError(f"{label}: integer input {s['name']!r} has values {x.min()}..{x.max()}, outside "
+                           f"{dt.name} ({dt.lo}..{dt.hi})")
+        out[s["name"]] = x.astype(dt.numpy)
+    return out
+
+
+def check_batch(x, graph, what):
+    """One-input form of `check_inputs`: the checked array."""
+    return next(iter(check_inputs(x, io_specs(graph, graph.inputs), what).values()))
 
 
 def load_calibration(path, graph):
     if path is None:
         return None
-    x, _ = load_batch(path, "calibration")
-    return check_batch(x, graph, f"calibration data {path}")
-
-
-def check_batch(x, graph, what):
-    return fit_batch(x, tuple(graph.types[graph.inputs[0]].shape), what)
-
-
-def fit_batch(x, shape, what):
-    """A float32 batch (N, *shape[1:]) from x: real numbers, at least one sample, all finite."""
-    shape = tuple(shape[1:])
-    try:
-        x = np.asarray(x)
-    except (ValueError, TypeError) as e:
-        raise LbcError(f"{what}: not an array of numbers ({e})") from None
-    if x.dtype.kind not in "fiu":
-        raise LbcError(f"{what}: expected numbers, got dtype {x.dtype}")
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise LbcError(f"{what}: no samples")
-    if tuple(x.shape[1:]) != shape:
-        if x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-            x = x.reshape((x.shape[0],) + shape)
-        else:
-            raise LbcError(f"{what}: shape {tuple(x.shape)} does not match the model input (N, "
-                           f"{', '.join(map(str, shape))})")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise LbcError(f"{what}: holds NaN or infinite values (or numbers too large for float32)")
-    return x
+    data, _ = load_inputs(path, graph.inputs, "calibration")
+    return check_inputs(data, io_specs(graph, graph.inputs), f"calibration data {path}")
 
 
 def parse_shape(text):
+    """--input-shape: "1,64" (a one-input model) -> tuple; "ids=1,8" (repeatable, or joined with
+    ';') -> dict input name -> tuple. A list of such strings (the repeated option) is merged."""
     if text is None:
         return None
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
-    except ValueError:
-        raise LbcError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,64") from None
-    if any(d <= 0 for d in dims):
-        raise LbcError(f"--input-shape {text!r}: dimensions must be positive")
-    if any(d >= 2**31 for d in dims):
-        raise LbcError(f"--input-shape {text!r}: dimensions must be below 2**31")
-    return dims
+    items = [t for part in ([text] if isinstance(text, str) else text) for t in part.split(";") if t.strip()]
+    named, plain = {}, []
+    for item in items:
+        name, _, dims_text = item.rpartition("=")
+        try:
+            dims = tuple(int(d) for d in dims_text.replace("x", ",").split(","))
+        except ValueError:
+            raise LbcError(f"--input-shape {item!r}: expected comma-separated integers, e.g. 1,64 (or NAME=1,64 "
+                           f"for a model with several inputs)") from None
+        if any(d <= 0 for d in dims):
+            raise LbcError(f"--input-shape {item!r}: dimensions must be positive")
+        if any(d >= 2**31 for d in dims):
+            raise LbcError(f"--input-shape {item!r}: dimensions must be below 2**31")
+        if name:
+            named[name.strip()] = dims
+        else:
+            plain.append(dims)
+    if plain and (named or len(plain) > 1):
+        raise LbcError("--input-shape: name each input's shape (NAME=1,2,3) when giving several")
+    return plain[0] if plain else named
 
 
 def check_quant(quant, target):
@@ -157,9 +237,11 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
         fg = load_model(model, input_shape)
     else:
         fg = check_graph(model, model.name or "the model")
-    ctx = PassContext(calibration=load_calibration(calibration, fg) if isinstance(calibration, (str, Path))
-                      else (check_batch(calibration, fg, "calibration data") if calibration is not None else None),
-                      granularity=granularity, target=tgt)
+    if isinstance(calibration, (str, Path)):
+        calibration = load_calibration(calibration, fg)
+    elif calibration is not None:
+        calibration = check_inputs(calibration, io_specs(fg, fg.inputs), "calibration data")
+    ctx = PassContext(calibration=calibration, granularity=granularity, target=tgt)
     names = passes if passes is not None else tgt.pipeline(quant)
     if not names:
         raise LbcError("the pass list is empty; see lbc passes")
@@ -192,14 +274,18 @@ def layer_table(c):
 
 
 def manifest(c):
+    """lbc.json: what `lbc run` and users need to feed the compiled model. `inputs` and `outputs`
+    list every tensor in the order of the C API's lbc_run parameters: name, shape (batch first),
+    dtype (i8: a float tensor quantised as q = x * 2**exp; i32: an integer tensor such as token ids
+    or an argmax index, exp null) and, for outputs, the softmax axis runners apply after dequantising."""
     g = c.graph
-    i, o = g.inputs[0], g.outputs[0]
+    soft = g.meta.get("output_softmax") or {}
+    outputs = io_specs(g, g.outputs)
+    for o in outputs:
+        o["softmax_axis"] = soft.get(o["name"])
     return {
         "lbc": __version__, "target": c.target.name, "quant": c.quant, "model": g.name,
-        "input": {"name": i, "shape": list(g.types[i].shape), "exp": g.types[i].exp},
-        "output": {"name": o, "shape": list(g.types[o].shape), "exp": g.types[o].exp,
-                   "dtype": g.types[o].dtype.name},
-        "output_softmax": g.meta.get("output_softmax"),
+        "inputs": io_specs(g, g.inputs), "outputs": outputs,
         "target_options": c.target.options() if hasattr(c.target, "options") else {},
     }
 
@@ -241,9 +327,12 @@ def read_manifest(outdir):
     check_checksums(outdir)
     try:
         m = json.loads(p.read_text())
-        shape = [int(d) for d in m["input"]["shape"]]
-        if not isinstance(m["target"], str) or not isinstance(m.get("target_options", {}), dict) \
-                or not shape or min(shape) <= 0 or not isinstance(m["input"]["exp"], int):
+        ok = isinstance(m["target"], str) and isinstance(m.get("target_options", {}), dict)
+        for t in m["inputs"] + m["outputs"]:
+            shape = [int(d) for d in t["shape"]]
+            ok = ok and isinstance(t["name"], str) and bool(shape) and min(shape) > 0 \
+                and isinstance(t["dtype"], str) and (t["exp"] is None or isinstance(t["exp"], int))
+        if not ok or not m["inputs"] or not m["outputs"]:
             raise ValueError("bad field")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         raise LbcError(f"{outdir} is damaged: {MANIFEST} is not the manifest lbc compile writes; "
@@ -256,20 +345,37 @@ def softmax(y, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def quantize_inputs(data, specs):
+    """The integer inputs of a compiled model: float inputs quantised at their exp, integer inputs as they are."""
+    return {s["name"]: quantize_input(data[s["name"]], s["exp"]) if s["exp"] is not None else data[s["name"]]
+            for s in specs}
+
+
 def run_compiled(outdir, x, raw=False):
-    """Run a compiled folder on a float batch. Returns (outputs, integer outputs, stats)."""
+    """Run a compiled folder on a batch: `x` is one array (one-input model) or a dict input name ->
+    array. Returns (outputs, integer outputs, stats); the outputs are arrays for a one-output model,
+    else dicts output name -> array. Outputs are dequantised (and softmaxed) unless `raw`."""
     m = read_manifest(outdir)
     tgt = get_target(m["target"], **m.get("target_options", {}))
-    x = fit_batch(x, m["input"]["shape"], "input batch")
-    batch = m["input"]["shape"][0]
-    if len(x) % batch:
-        raise LbcError(f"the model was compiled for a fixed batch of {batch}; the input has {len(x)} samples "
+    ins, outs = m["inputs"], m["outputs"]
+    data = check_inputs(x, ins, "input batch")
+    n, batch = len(next(iter(data.values()))), ins[0]["shape"][0]
+    if n % batch:
+        raise LbcError(f"the model was compiled for a fixed batch of {batch}; the input has {n} samples "
                        f"(give a multiple of {batch}, or compile with --input-shape 1,...)")
-    xq = quantize_input(x, m["input"]["exp"])
-    yq, stats = tgt.run(Path(outdir), m, xq)
-    if raw or m["output"]["dtype"] == "i32":
-        return yq, yq, stats
-    y = dequantize(yq, m["output"]["exp"])
-    if m.get("output_softmax"):
-        y = softmax(y, m["output_softmax"]["axis"])
-    return y.astype(np.float32), yq, stats
+    xq = quantize_inputs(data, ins)
+    res, stats = tgt.run(Path(outdir), m, xq[ins[0]["name"]] if len(ins) == 1 else xq)
+    yqs = [res] if len(outs) == 1 else [res[o["name"]] for o in outs]
+    ys = []
+    for o, yq in zip(outs, yqs):
+        if raw or o["exp"] is None:
+            ys.append(yq)
+            continue
+        y = dequantize(yq, o["exp"])
+        if o.get("softmax_axis") is not None:
+            y = softmax(y, o["softmax_axis"])
+        ys.append(y.astype(np.float32))
+    if len(outs) == 1:
+        return ys[0], yqs[0], stats
+    names = [o["name"] for o in outs]
+    return dict(zip(names, ys)), dict(zip(names, yqs)), stats

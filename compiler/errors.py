@@ -5,6 +5,8 @@ tool. The CLI prints its one-line message and exits 1. `InternalError` is lbc's 
 prints a traceback and exits 2.
 """
 
+import re
+
 
 class LbcError(Exception):
     """A problem with the user's input or environment. One line, naming the thing and the fix;
@@ -80,6 +82,63 @@ def excerpt(line, col, width=100):
     lead = "..." if start > 0 else ""
     tail = "..." if start + width < len(line) else ""
     return lead + text + tail, col - start + len(lead)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:;+\-=()\[\]#@/]")
+
+
+def safe_name(name, limit=40):
+    """A model-supplied name made safe to print in a one-line message: printable ASCII, bounded."""
+    s = _UNSAFE.sub("_", str(name))
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+def name_list(names, limit=3, what="node"):
+    """'node: a', '2 nodes: a, b', '7 nodes: a, b, c and 4 more': sanitised model-supplied names,
+    at most `limit` of them."""
+    names = list(names)
+    shown = ", ".join(safe_name(n) for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{what}: {shown}" if len(names) == 1 else f"{len(names)} {what}s: {shown}{more}"
+
+
+class Problems:
+    """Every problem found with a model, collected so that one error lists them all.
+
+    Problems of one kind ("unsupported op Foo") are grouped: the message names each kind once with
+    its count and the first few node names, so even a model with thousands of bad nodes gets one
+    short line."""
+
+    def __init__(self, what="node"):
+        self.what = what  # what the names are: node, layer
+        self.groups = {}  # kind -> [node names] (an empty list for a problem that is not per node)
+
+    def add(self, kind, node=None):
+        names = self.groups.setdefault(kind, [])
+        if node is not None:
+            names.append(node)
+
+    def __bool__(self):
+        return bool(self.groups)
+
+    def __len__(self):
+        return len(self.groups)
+
+    def __iter__(self):
+        return iter(self.lines())
+
+    def lines(self):
+        out = []
+        for kind, names in self.groups.items():
+            out.append(f"{kind} ({name_list(names, what=self.what)})" if names else kind)
+        return out
+
+    def message(self, head):
+        return f"{head}: " + "; ".join(self.lines())
+
+    def raise_if_any(self, head, cls=None):
+        if self:
+            raise (cls or ModelError)(self.message(head))
 
 
 class InternalError(Exception):

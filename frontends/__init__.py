@@ -19,6 +19,11 @@ def _load(path, input_shape):
     if p.is_dir():
         raise ModelError(f"{path} is a directory, not a model file")
     suffix = p.suffix.lower()
+    if isinstance(input_shape, dict) and suffix != ".onnx":
+        if len(input_shape) != 1:
+            raise ModelError(f"{path}: --input-shape names {len(input_shape)} inputs; only ONNX models take "
+                             f"several inputs")
+        (input_shape,) = input_shape.values()
     if suffix == ".onnx":
         from lbc.frontends.onnx import load_onnx
         return load_onnx(p, input_shape)

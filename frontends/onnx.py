@@ -7,7 +7,7 @@ collected over the whole model and reported at once with their node names.
 
 import numpy as np
 
-from lbc.errors import ModelError, UnsupportedOpError
+from lbc.errors import ModelError, Problems, UnsupportedOpError, safe_name
 from lbc.ir.dtypes import F32, I32
 from lbc.ir.graph import Graph, Node, TensorType
 from lbc.ir.ops import OPS
@@ -70,25 +70,77 @@ def opset_of(model):
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
+# The ONNX op -> IR op mapping: each ONNX op the frontend imports, with the IR ops its converter
+# (`_Importer.op_<OpType>`) may emit. An empty tuple: evaluated at import (constants, shapes) or an
+# alias of its input. `lbc ops` and docs/ops.md derive the op x target matrix from this table and
+# each Target's `ops`; to add an op, add a row here and its `op_<OpType>` converter.
+ONNX_OPS = {
+    "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool",), "BatchNormalization": ("batchnorm",),
+    "Cast": (), "Clip": ("clip",), "Concat": ("concat",), "Constant": (), "Conv": ("conv2d",),
+    "DequantizeLinear": (), "Div": ("mul",), "Dropout": (), "Flatten": ("reshape",), "Gather": (),
+    "Gemm": ("dense",), "GlobalAveragePool": ("global_avgpool",), "Identity": (), "LeakyRelu": ("leaky_relu",),
+    "MatMul": ("dense",), "MaxPool": ("maxpool",), "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": (),
+    "Relu": ("relu",), "Reshape": ("reshape",), "Shape": (), "Sigmoid": ("sigmoid",), "Softmax": ("softmax",),
+    "Squeeze": (), "Sub": ("add", "mul"), "Tanh": ("tanh",), "Transpose": ("transpose",), "Unsqueeze": (),
+}
+
+# ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
+# ids, masks) become lbc's integer input type and are never quantised.
+_FLOAT_INPUT = {"FLOAT"}
+_INT_INPUT = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
+
+
+class _Refused(Exception):
+    """A node the frontend cannot import; the message is the problem's kind (without node names)."""
+
+
 class _Importer:
-    def __init__(self, model, path, input_shape):
+    def __init__(self, model, path, input_shape, tolerant=False):
         from onnx import numpy_helper
-        self.model, self.path = model, path
+        self.model, self.path, self.tolerant = model, path, tolerant
         self.opset = opset_of(model)
         g = model.graph
         self.g = Graph(_decode(g.name) or path.stem, [], [], [], {})
         self.consts = {i.name: self._numbers(i.name, _tensor_array(i, path)) for i in g.initializer}
         self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
         self.exp_hints = {}
+        self.problems = Problems()
+        self.unknown = set()  # tensors produced by nodes that could not be imported
+        self.trace = []  # per ONNX node: (name, op_type, IR nodes it became, problem or None)
         init_names = set(self.consts)
         real_inputs = [i for i in g.input if i.name not in init_names]
-        if len(real_inputs) != 1:
-            raise ModelError(f"{path}: lbc compiles models with exactly one input, this one has "
-                             f"{len(real_inputs)} ({', '.join(i.name for i in real_inputs)})")
-        inp = real_inputs[0]
-        self.g.inputs.append(inp.name)
-        self.g.types[inp.name] = TensorType(F32, self._input_shape(inp, input_shape))
+        shapes = self._shape_overrides(real_inputs, input_shape)
+        for inp in real_inputs:
+            self.g.inputs.append(inp.name)
+            self.g.types[inp.name] = TensorType(self._input_dtype(inp), self._input_shape(inp, shapes.get(inp.name)))
         self.node_count = 0
+
+    def _shape_overrides(self, inputs, override):
+        """--input-shape: a tuple for a one-input model, or a dict input name -> tuple."""
+        if override is None:
+            return {}
+        names = [i.name for i in inputs]
+        if not isinstance(override, dict):
+            if len(names) != 1:
+                raise ModelError(f"{self.path}: the model has {len(names)} inputs ({', '.join(map(safe_name, names))}); "
+                                 f"give each its shape with --input-shape NAME=1,2,3")
+            return {names[0]: tuple(override)}
+        unknown = sorted(set(override) - set(names))
+        if unknown:
+            raise ModelError(f"{self.path}: --input-shape names {', '.join(map(safe_name, unknown))}, which the model "
+                             f"does not have as inputs ({', '.join(map(safe_name, names))})")
+        return override
+
+    def _input_dtype(self, inp):
+        from onnx import TensorProto
+        kind = TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
+        if kind in _FLOAT_INPUT:
+            return F32
+        if kind in _INT_INPUT:
+            return I32
+        self.problems.add(f"input {safe_name(inp.name)!r} has element type {kind} (lbc takes float32 or integer "
+                          f"inputs)")
+        return F32
 
     def _input_shape(self, inp, override):
         dims = inp.type.tensor_type.shape.dim
@@ -96,7 +148,7 @@ class _Importer:
             shape = tuple(int(d) for d in override)
             if len(shape) != len(dims):
                 raise ModelError(f"--input-shape {','.join(map(str, shape))} has {len(shape)} dims, "
-                                 f"input {inp.name!r} has {len(dims)}")
+                                 f"input {safe_name(inp.name)!r} has {len(dims)}")
             return shape
         shape = []
         for i, d in enumerate(dims):
@@ -105,11 +157,13 @@ class _Importer:
             elif i == 0:
                 shape.append(1)  # the batch dimension: lbc compiles one sample per call
             else:
-                raise ModelError(f"{self.path}: input {inp.name!r} has a dynamic dimension {i} "
-                                 f"({d.dim_param or '?'}); give the full shape with --input-shape, e.g. "
-                                 f"--input-shape 1,{','.join('N' for _ in dims[1:])}")
+                named = "" if len(self.g.inputs) == 1 and not self.model.graph.input[1:] else f"{safe_name(inp.name)}="
+                self.problems.add(f"input {safe_name(inp.name)!r} has a dynamic dimension {i} "
+                                  f"({safe_name(d.dim_param or '?')}); give the full shape with --input-shape, e.g. "
+                                  f"--input-shape {named}1,{','.join('N' for _ in dims[1:])}")
+                shape.append(1)  # shown as 1 by lbc inspect
         if not shape:
-            raise ModelError(f"{self.path}: input {inp.name!r} has no shape; give it with --input-shape")
+            self.problems.add(f"input {safe_name(inp.name)!r} has no shape; give it with --input-shape")
         return tuple(shape)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -141,51 +195,79 @@ class _Importer:
             self.g.add_const(t, self.consts[t].astype(np.float32), F32)
         return t
 
-    def emit(self, op, node_name, inputs, output, attrs=None, dtype=F32):
+    def emit(self, op, node_name, inputs, output, attrs=None, dtype=None):
         d = OPS[op]
         n = Node(op, node_name, [self.ir_input(i) for i in inputs], [output], dict(attrs or {}))
         shapes = [self.g.types[i].shape for i in n.inputs]
+        ints = sorted({self.g.types[i].dtype.name for i in n.inputs
+                       if i not in self.g.consts and not self.g.types[i].dtype.is_float})
+        if dtype is None:
+            dtype = F32
+            if ints:
+                if not d.layout:
+                    raise _Refused(f"{op} of an integer tensor ({ints[0]}, e.g. token ids)")
+                dtype = self.g.types[n.inputs[0]].dtype  # integer data moved around stays integer
         try:
             (shape,) = d.infer(n, shapes, self.g)
         except ValueError as e:
-            raise ModelError(f"{self.path}: node {node_name!r}: {e}") from None
+            raise _Refused(str(e)) from None
         self.g.types[output] = TensorType(dtype, tuple(int(s) for s in shape))
         self.g.nodes.append(n)
         return output
 
     # -- the walk --------------------------------------------------------------------------------
     def run(self):
-        unsupported = {}
-        for i, node in enumerate(self.model.graph.node):
+        """Import every node; collect every problem (unsupported ops with node names, inputs, nodes
+        that cannot be converted) and raise them as one error - unless tolerant (lbc inspect), which
+        keeps going past them and returns the partial graph; `problems` and `trace` tell the rest."""
+        nodes = list(self.model.graph.node)
+        static = {}
+        for i, node in enumerate(nodes):
             why = self.unsupported_reason(node)
             if why:
-                unsupported.setdefault(why, []).append(node.name or f"#{i}")
-        if unsupported:
-            parts = [f"{what} (nodes: {', '.join(names)})" for what, names in sorted(unsupported.items())]
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): " + "; ".join(parts))
-        for i, node in enumerate(self.model.graph.node):
-            self.convert(node, node.name or f"{node.op_type.lower()}_{i}")
+                static[i] = f"unsupported op {why}"
+        for i, node in enumerate(nodes):
+            nname = node.name or f"{node.op_type.lower()}_{i}"
+            before = len(self.g.nodes)
+            why = static.get(i)
+            if why is None and any(self.name(t) in self.unknown for t in node.input if t):
+                self.trace.append((nname, node.op_type, [], "not imported: an input comes from a node above"))
+                self.unknown.update(node.output)
+                continue
+            if why is None:
+                try:
+                    self.convert(node, nname)
+                except _Refused as e:
+                    why = str(e) if str(e).startswith(node.op_type) else f"{safe_name(node.op_type)}: {e}"
+                except ModelError as e:  # a converter's own one-line refusal
+                    why = str(e).split("): ", 1)[-1].removesuffix(f" (nodes: {nname})")
+            if why is not None:
+                self.problems.add(why, nname)
+                for n in self.g.nodes[before:]:
+                    self.g.types.pop(n.outputs[0], None)
+                del self.g.nodes[before:]
+                self.unknown.update(node.output)
+            self.trace.append((nname, node.op_type, [n.name for n in self.g.nodes[before:]], why))
         for o in self.model.graph.output:
             t = self.name(o.name)
+            if t in self.unknown:
+                continue
             if t in self.consts:
-                raise ModelError(f"{self.path}: output {o.name!r} is a constant; nothing to compile")
+                self.problems.add(f"output {safe_name(o.name)!r} is a constant; nothing to compile")
+                continue
             self.g.outputs.append(t)
+        if self.problems and not self.tolerant:
+            raise UnsupportedOpError(self.problems.message(f"{self.path}: cannot import (opset {self.opset})"))
         if self.exp_hints:
             self.g.meta["exp_hints"] = dict(sorted(self.exp_hints.items()))
-        return self.g.prune()
-
-    SUPPORTED = {"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
-                 "Flatten", "Reshape", "Transpose", "Identity", "Dropout", "Softmax", "ArgMax", "Conv", "MaxPool",
-                 "AveragePool", "GlobalAveragePool", "BatchNormalization", "Pad", "Concat", "QuantizeLinear",
-                 "DequantizeLinear", "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Cast"}
-    CONST_ONLY = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast"}
+        return self.g if self.tolerant else self.g.prune()
 
     def unsupported_reason(self, node):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            return f"{node.domain}.{op}"
-        if op not in self.SUPPORTED:
-            return op
+            return f"{safe_name(node.domain)}.{safe_name(op)}"
+        if op not in ONNX_OPS:
+            return safe_name(op)
         a = _attrs(node)
         if op in ("MaxPool", "AveragePool") and a.get("ceil_mode", 0):
             return f"{op} with ceil_mode=1"
@@ -217,8 +299,7 @@ class _Importer:
     def need_const(self, node, nname, t, what):
         v = self.const(t)
         if v is None:
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): "
-                                     f"{node.op_type} with a non-constant {what} (nodes: {nname})")
+            raise _Refused(f"{node.op_type} with a non-constant {what}")
         return v
 
     # -- op converters ---------------------------------------------------------------------------
@@ -231,13 +312,11 @@ class _Importer:
         elif "value_floats" in a or "value_ints" in a:
             self.fold(out, np.array(a.get("value_floats", a.get("value_ints"))))
         else:
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): Constant of "
-                                     f"kind {sorted(a)} (nodes: {nname})")
+            raise _Refused(f"Constant of kind {sorted(a)}")
 
     def _const_only(self, node, nname, ins):
         if not all(self.is_const(i) for i in ins if i):
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): {node.op_type} on a "
-                                     f"computed tensor (nodes: {nname})")
+            raise _Refused(f"{node.op_type} on a computed tensor")
 
     def op_Shape(self, node, nname, ins, out, a):
         self.fold(out, np.array(self.shape(ins[0]), dtype=np.int64))
@@ -320,8 +399,7 @@ class _Importer:
     def op_MatMul(self, node, nname, ins, out, a):
         w = self.need_const(node, nname, ins[1], "right operand")
         if w.ndim != 2:
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): MatMul with a "
-                                     f"{w.ndim}-d weight (nodes: {nname})")
+            raise _Refused(f"MatMul with a {w.ndim}-d weight")
         self.emit("dense", nname, [ins[0], self.add_const(f"{nname}.weight", w.T)], out)
 
     def _binary(self, node, nname, ins, out, op, fn):
@@ -463,8 +541,7 @@ class _Importer:
         k = tuple(a["kernel_shape"])
         attrs, dil = self._window_attrs(node, nname, ins, a, k)
         if dil != (1, 1):
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): MaxPool with "
-                                     f"dilations (nodes: {nname})")
+            raise _Refused("MaxPool with dilations")
         self.emit("maxpool", nname, ins[:1], out, {"kernel": k, **attrs})
 
     def op_AveragePool(self, node, nname, ins, out, a):
@@ -489,11 +566,29 @@ class _Importer:
         if len(ins) > 2 and ins[2]:
             value = float(self.need_const(node, nname, ins[2], "constant_value"))
         if len(ins) > 3 and ins[3]:
-            raise UnsupportedOpError(f"{self.path}: unsupported ops (opset {self.opset}): Pad with axes "
-                                     f"(nodes: {nname})")
+            raise _Refused("Pad with axes")
         self.emit("pad", nname, ins[:1], out, {"pads": tuple(int(p) for p in pads), "value": value})
 
 
 def load_onnx(path, input_shape=None):
     model = read_onnx(path)
     return _Importer(model, path, input_shape).run()
+
+
+def inspect_onnx(path, input_shape=None):
+    """Import as far as possible: (partial graph, Problems, trace, inferred shapes). The trace has
+    one (node name, op type, IR node names, problem or None) per ONNX node; inferred shapes (ONNX
+    shape inference, name -> tuple) cover tensors of nodes that could not be imported."""
+    import onnx
+    model = read_onnx(path)
+    imp = _Importer(model, path, input_shape, tolerant=True)
+    g = imp.run()
+    shapes = {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - shape inference is a nicety for the listing, never required
+        inferred = model
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+    return g, imp.problems, imp.trace, shapes, model

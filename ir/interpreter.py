@@ -6,17 +6,31 @@ import numpy as np
 from lbc.ir.ops import OPS
 
 
-def run(graph, x, return_all=False):
-    """Evaluate `graph` on a batch. `x` is an array for the single input (or a dict name -> array).
-
-    Integer graphs take the already-quantised int8 input. Returns the list of outputs (or every
-    tensor by name with `return_all`)."""
-    env = dict(graph.consts)
+def bind_inputs(graph, x):
+    """The graph's inputs by name from `x`: a dict name -> array, a list/tuple in `graph.inputs`
+    order, or one array for a single-input graph."""
     if isinstance(x, dict):
-        env.update(x)
-    else:
-        (name,) = graph.inputs
-        env[name] = x
+        missing = [n for n in graph.inputs if n not in x]
+        if missing:
+            raise ValueError(f"no value for input(s) {', '.join(missing)}")
+        return {n: x[n] for n in graph.inputs}
+    if isinstance(x, (list, tuple)):
+        if len(x) != len(graph.inputs):
+            raise ValueError(f"{len(x)} arrays for {len(graph.inputs)} inputs")
+        return dict(zip(graph.inputs, x))
+    if len(graph.inputs) != 1:
+        raise ValueError(f"the graph has {len(graph.inputs)} inputs ({', '.join(graph.inputs)}); pass a dict")
+    return {graph.inputs[0]: x}
+
+
+def run(graph, x, return_all=False):
+    """Evaluate `graph` on a batch. `x` gives every input (see `bind_inputs`).
+
+    Integer graphs take float inputs already quantised to int8; integer inputs (token ids) are
+    integers in float and integer graphs alike. Returns the list of outputs in `graph.outputs`
+    order (or every tensor by name with `return_all`)."""
+    env = dict(graph.consts)
+    env.update(bind_inputs(graph, x))
     for name in graph.inputs:
         t = graph.types[name]
         env[name] = np.asarray(env[name], dtype=t.dtype.numpy)

@@ -18,7 +18,7 @@ PASS_MODULES = ["fold_constants", "fold_batchnorm", "fuse_activation", "quantize
 @dataclass
 class PassContext:
     """What passes may consult besides the graph: calibration inputs, options, and a warning sink."""
-    calibration: np.ndarray | None = None
+    calibration: dict | None = None  # input name -> float (or integer) batch
     granularity: str = "channel"  # weight scales per output channel or per tensor
     warnings: list = field(default_factory=list)
     target: object = None

@@ -23,7 +23,7 @@ from lbc.ir.quant import choose_multiplier
 
 EXP_MIN, EXP_MAX = -16, 24
 GRID = np.linspace(0.2, 1.2, 51)
-DEFAULT_CALIBRATION = "256 samples drawn uniformly from [-1, 1] (seed 0)"
+DEFAULT_CALIBRATION = "256 samples drawn uniformly from [-1, 1] (seed 0; integer inputs: zeros)"
 
 
 def round_half_up(x):
@@ -65,8 +65,9 @@ def activation_exp(maxabs):
 
 
 def calibrate(graph, data):
-    """exp for every activation tensor of a float graph from calibration inputs."""
-    env = interpret(graph, data.astype(np.float32), return_all=True)
+    """exp for every float activation tensor of a float graph from calibration inputs (`data`: a
+    dict input name -> batch). Integer tensors (token ids) have no exp: they are never quantised."""
+    env = interpret(graph, data, return_all=True)
     hints = graph.meta.get("exp_hints", {})
     exps = {}
     for name in graph.activation_tensors():
@@ -76,8 +77,15 @@ def calibrate(graph, data):
 
 
 def default_calibration(graph):
-    shape = (256,) + tuple(graph.types[graph.inputs[0]].shape[1:])
-    return np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
+    """256 samples per input: float inputs uniform in [-1, 1], integer inputs zero (seed 0)."""
+    rng = np.random.default_rng(0)
+    data = {}
+    for name in graph.inputs:
+        t = graph.types[name]
+        shape = (256,) + tuple(t.shape[1:])
+        data[name] = (rng.uniform(-1, 1, size=shape).astype(np.float32) if t.dtype.is_float
+                      else np.zeros(shape, dtype=t.dtype.numpy))
+    return data
 
 
 @dataclass(frozen=True)
@@ -107,18 +115,21 @@ class Quantize:
             if t.dtype.is_float:
                 g.types[name] = TensorType(I8, t.shape, q.exps[name])
         g.meta.update(quant=self.weight_dtype, granularity=ctx.granularity,
-                      input_exp=q.exps[g.inputs[0]],
+                      input_exp=g.types[g.inputs[0]].exp,  # of the first input (each input's type has its exp)
                       output_exps=[g.types[o].exp for o in g.outputs])
         return g.prune()
 
 
 def _strip_output_softmax(g):
+    """Remove softmaxes that produce graph outputs; meta["output_softmax"] maps the new output
+    tensor's name to the softmax axis, which runners apply after dequantising."""
     prod = g.producers()
+    users = g.consumers()
     for i, o in enumerate(g.outputs):
         p = prod.get(o)
-        if p is not None and p.op == "softmax":
+        if p is not None and p.op == "softmax" and not users.get(o) and p.inputs[0] not in g.outputs:
             g.outputs[i] = p.inputs[0]
-            g.meta["output_softmax"] = {"axis": int(p.attr("axis"))}
+            g.meta.setdefault("output_softmax", {})[p.inputs[0]] = int(p.attr("axis"))
             g.nodes.remove(p)
 
 
@@ -130,6 +141,8 @@ class _Quantizer:
         return self.exps[name]
 
     def node(self, n):
+        if all(not self.g.types[i].dtype.is_float for i in n.inputs if not self.g.is_const(i)):
+            return  # an integer data path (token ids through a reshape): not quantised
         getattr(self, "q_" + n.op, self.q_same_exp)(n)
 
     # ops whose output keeps the input scale

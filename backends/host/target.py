@@ -1,9 +1,10 @@
 """The host target: portable C99 built with the machine's C compiler. It emits every op the IR
 supports and is the reference C backend the small targets are compared with.
 
-Output folder: model.c / model.h (the model, plain C API), lbc_ops.c / lbc_ops.h (the integer
-kernels, copied from runtime/c), main.c (reads raw int8 inputs on stdin, writes raw outputs on
-stdout) and the built `model` executable.
+Output folder: model.c / model.h (the model, plain C API: `lbc_run` with one pointer per input and
+per output), lbc_ops.c / lbc_ops.h (the integer kernels, copied from runtime/c), main.c (reads raw
+samples on stdin - every input in turn - and writes every output in turn on stdout) and the built
+`model` executable.
 """
 
 import shutil
@@ -188,19 +189,29 @@ class HostTarget(Target):
     default_quant = "int8"
     ops = frozenset(op for op, d in OPS.items() if d.int_fn is not None or d.layout)
 
+    max_inputs = None
+    max_outputs = None
+    integer_inputs = True
+
     def emit(self, graph, outdir, options):
         low = _Lowering(graph).lower()
-        inp, out = graph.inputs[0], graph.outputs[0]
+        params = Namer("")
+
+        def io(kind, names):
+            out = []
+            for i, t in enumerate(names):
+                tt = graph.types[t]
+                out.append({"index": i, "name": comment_safe(t, 60), "param": params(f"{kind}_{t}"),
+                            "ctype": _CTYPE[tt.dtype.name], "size": tt.size, "shape": list(tt.shape),
+                            "exp": tt.exp, "ptr": low.ptr(t),
+                            "arena_at": f"lbc_arena + {graph.meta['memory_plan']['offsets'][t]}"})
+            return out
+
         ctx = {
             "header": header_lines(graph, self.name, graph.meta["quant"]),
             "consts": low.consts, "steps": low.steps,
             "arena_bytes": max(graph.meta["memory_plan"]["arena_bytes"], 4),
-            "input_size": graph.types[inp].size, "input_exp": graph.types[inp].exp,
-            "input_shape": list(graph.types[inp].shape),
-            "output_size": graph.types[out].size, "output_shape": list(graph.types[out].shape),
-            "output_exp": graph.types[out].exp if graph.types[out].exp is not None else 0,
-            "output_ctype": "int32_t" if graph.types[out].dtype.name == "i32" else "int8_t",
-            "input_ptr": low.ptr(inp), "output_ptr": low.ptr(out),
+            "inputs": io("in", graph.inputs), "outputs": io("out", graph.outputs),
         }
         env = template_env(HERE / "templates")
         for name in ("model.c", "model.h", "main.c"):
@@ -221,11 +232,23 @@ class HostTarget(Target):
         exe = Path(outdir) / "model"
         if not exe.exists():
             raise ToolchainError(f"{exe} is missing; compile the model first")
-        out_dtype = np.int32 if manifest["output"]["dtype"] == "i32" else np.int8
-        r = subprocess.run([str(exe)], input=np.ascontiguousarray(xq, dtype=np.int8).tobytes(),
-                           capture_output=True, timeout=600)
+        ins, outs = manifest["inputs"], manifest["outputs"]
+        arrays = [xq] if len(ins) == 1 else [xq[s["name"]] for s in ins]
+        n = len(arrays[0])
+        # one record per sample: every input in lbc_run's order, native byte order (main.c's format)
+        record = np.concatenate([np.ascontiguousarray(a, dtype=_NUMPY[s["dtype"]]).reshape(n, -1).view(np.uint8)
+                                 for a, s in zip(arrays, ins)], axis=1)
+        r = subprocess.run([str(exe)], input=record.tobytes(), capture_output=True, timeout=600)
         if r.returncode:
             raise ToolchainError(f"{exe} failed with exit code {r.returncode}: {r.stderr.decode(errors='replace')}")
-        y = np.frombuffer(r.stdout, dtype=out_dtype)
-        shape = tuple(manifest["output"]["shape"][1:])
-        return y.reshape((len(xq),) + shape), {}
+        widths = [int(np.prod(o["shape"][1:])) * np.dtype(_NUMPY[o["dtype"]]).itemsize for o in outs]
+        raw = np.frombuffer(r.stdout, dtype=np.uint8).reshape(n, sum(widths))
+        ys, at = {}, 0
+        for o, w in zip(outs, widths):
+            ys[o["name"]] = raw[:, at:at + w].copy().view(_NUMPY[o["dtype"]]).reshape((n,) + tuple(o["shape"][1:]))
+            at += w
+        return (ys[outs[0]["name"]] if len(outs) == 1 else ys), {}
+
+
+_CTYPE = {"i8": "int8_t", "i32": "int32_t"}
+_NUMPY = {"i8": np.int8, "i32": np.int32}

@@ -769,14 +769,14 @@ class NesTarget(Target):
         if not prg.exists():
             raise ToolchainError(f"{prg} is missing; compile the model first (without --no-build)")
         out_bytes = self._out_bytes(outdir)
-        sim = H.Sim65Model(prg, int(np.prod(manifest["input"]["shape"][1:])), out_bytes)
+        sim = H.Sim65Model(prg, int(np.prod(manifest["inputs"][0]["shape"][1:])), out_bytes)
         xq = np.asarray(xq, dtype=np.int8).reshape(len(xq), -1)
         y, cycles = sim.run_each(xq)
-        if manifest["output"]["dtype"] == "i32":
+        if manifest["outputs"][0]["dtype"] == "i32":
             yq = y.view(np.uint8).reshape(len(xq), -1, 4).copy().view("<i4").reshape(len(xq), -1)
         else:
             yq = y.view(np.int8)
-        yq = yq.reshape((len(xq),) + tuple(manifest["output"]["shape"][1:]))
+        yq = yq.reshape((len(xq),) + tuple(manifest["outputs"][0]["shape"][1:]))
         stats = {"cycles_mean": round(float(cycles.mean()), 1), "cycles_min": int(cycles.min()),
                  "cycles_max": int(cycles.max()), "ntsc_frames_max": round(int(cycles.max()) / CYCLES_NTSC_FRAME, 3),
                  "cycles": [int(c) for c in cycles]}

@@ -208,13 +208,13 @@ class PentaryTarget(Target):
             raise ToolchainError(f"{path} is missing; compile the model first (without --no-build)")
         image = Image.from_bytes(path.read_bytes(), str(path))
         io = json.loads((Path(outdir) / IO_FILE).read_text())
-        n_in = int(np.prod(manifest["input"]["shape"][1:], dtype=np.int64))
-        n_out = int(np.prod(manifest["output"]["shape"][1:], dtype=np.int64))
+        n_in = int(np.prod(manifest["inputs"][0]["shape"][1:], dtype=np.int64))
+        n_out = int(np.prod(manifest["outputs"][0]["shape"][1:], dtype=np.int64))
         inp, out = image.address(io["input"]["symbol"]), image.address(io["output"]["symbol"])
         in_at = [inp + element_offset(io["input"]["geometry"], i) for i in range(n_in)]
         out_at = [out + element_offset(io["output"]["geometry"], i) for i in range(n_out)]
         contiguous_in = in_at == list(range(inp, inp + n_in))
-        out_dtype = np.int32 if manifest["output"]["dtype"] == "i32" else np.int8
+        out_dtype = np.int32 if manifest["outputs"][0]["dtype"] == "i32" else np.int8
         xq = np.asarray(xq)
         flat = xq.reshape(len(xq), -1).astype(np.int64)
         ys, cycles, instr = [], [], []
@@ -242,7 +242,7 @@ class PentaryTarget(Target):
         y = np.asarray(ys, dtype=np.int64)
         if out_dtype == np.int8 and (y.min(initial=0) < -128 or y.max(initial=0) > 127):
             raise InternalError("the pentary program wrote an output outside int8")
-        y = y.astype(out_dtype).reshape((len(xq),) + tuple(manifest["output"]["shape"][1:]))
+        y = y.astype(out_dtype).reshape((len(xq),) + tuple(manifest["outputs"][0]["shape"][1:]))
         n = max(len(cycles), 1)
         stats = {
             "cycles_per_inference": round(sum(cycles) / n, 2),

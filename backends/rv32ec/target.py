@@ -574,7 +574,7 @@ class Rv32ecTarget(Target):
         res = run_batch(fw, xq, fw.addr(info["ram_symbol"], info["input_offset"]),
                         fw.addr(info["ram_symbol"], info["output_offset"]), info["output_dtype"],
                         info["output_shape"], count=min(count, len(xq)))
-        y = res.outputs.reshape((len(xq),) + tuple(manifest["output"]["shape"][1:]))
+        y = res.outputs.reshape((len(xq),) + tuple(manifest["outputs"][0]["shape"][1:]))
         stats = {"emulator": "unicorn, CH32V003 memory map"}
         if res.counted:
             inf = [s.inference for s in res.counted]

@@ -238,8 +238,8 @@ def test_unsupported_ops_and_dtypes_are_all_listed(tmp_path):
     with pytest.raises(TargetError) as e:
         compile_model(save(m, tmp_path / "m.onnx"), tmp_path / "out", "pentary", "pentary", calib)
     msg = str(e.value)
-    assert "op tanh is not supported by target pentary (nodes: th)" in msg
-    assert "op sigmoid is not supported by target pentary (nodes: sig)" in msg
+    assert "op tanh is not supported by target pentary (node: th)" in msg
+    assert "op sigmoid is not supported by target pentary (node: sig)" in msg
     assert not (tmp_path / "out").exists()
     with pytest.raises(TargetError, match="cannot emit int8 weights"):
         compile_model(save(m, tmp_path / "m.onnx"), tmp_path / "out", "pentary", "int8", calib)

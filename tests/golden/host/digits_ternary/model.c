@@ -161,9 +161,9 @@ static const uint8_t lbc_lbc_fc2_k[10] = {
     7, 2, 9, 10, 10, 8, 8, 9, 8, 9
 };
 
-void lbc_run(const int8_t *input, lbc_output_t *output)
+void lbc_run(const lbc_input0_t *in_pixels, lbc_output0_t *out_logits)
 {
-    lbc_copy(input, ((int8_t *)(lbc_arena + 0)), LBC_INPUT_SIZE);
+    lbc_copy((const int8_t *)in_pixels, lbc_arena + 0, LBC_INPUT0_SIZE * (int)sizeof in_pixels[0]);
 
     /* dense fc0 */
     for (int r = 0; r < 1; r++)
@@ -183,6 +183,6 @@ void lbc_run(const int8_t *input, lbc_output_t *output)
                   &(const lbc_weights_t){ lbc_fc2_weight_q, 3, 7 }, lbc_fc2_bias_q,
                   &(const lbc_requant_t){ lbc_lbc_fc2_m, lbc_lbc_fc2_k, 10, -128, 127 });
 
-    for (int i = 0; i < LBC_OUTPUT_SIZE; i++)
-        output[i] = ((int8_t *)(lbc_arena + 32))[i];
+    for (int i = 0; i < LBC_OUTPUT0_SIZE; i++)
+        out_logits[i] = ((int8_t *)(lbc_arena + 32))[i];
 }
