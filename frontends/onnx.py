@@ -154,6 +154,10 @@ class _Importer:
         for i, d in enumerate(dims):
             if d.HasField("dim_value") and d.dim_value > 0:
                 shape.append(int(d.dim_value))
+            elif d.HasField("dim_value"):
+                self.problems.add(f"input {safe_name(inp.name)!r} has dimension {i} of size {d.dim_value}; "
+                                  f"sizes must be positive")
+                shape.append(1)
             elif i == 0:
                 shape.append(1)  # the batch dimension: lbc compiles one sample per call
             else:
