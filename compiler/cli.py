@@ -10,7 +10,7 @@ import signal
 import sys
 import traceback
 
-from lbc import __version__
+from lbc import __version__, progress
 from lbc.errors import LbcError, one_line
 
 
@@ -47,7 +47,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args) or 0
+        with progress.on_terminal():
+            return args.func(args) or 0
     except LbcError as e:
         print("lbc: error: " + "\n".join(e.lines()), file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lbc import driver
+from lbc import driver, progress
 from lbc.errors import InternalError, LbcError, safe_name
 from lbc.output import write_file
 
@@ -129,6 +129,7 @@ def cmd_compile(args):
             print(driver.print_graph(g), end="")
         c = driver.lower(args.model, args.target, args.quant, args.calibration, shape, _passes(args),
                          args.granularity, args.dump_after, dump, _target_options(args))
+        progress.finish()
         for w in c.warnings:
             print(f"lbc: warning: {w}", file=sys.stderr)
         if args.emit == "ir":
@@ -139,6 +140,7 @@ def cmd_compile(args):
     c = driver.compile_model(args.model, out, args.target, args.quant, args.calibration, shape, _passes(args),
                              args.granularity, build=not args.no_build, target_options=_target_options(args),
                              force=args.force)
+    progress.finish()
     for w in c.warnings:
         print(f"lbc: warning: {w}", file=sys.stderr)
     print(f"compiled {args.model} for {c.target.name} ({c.quant} weights) -> {out}")
@@ -244,6 +246,7 @@ def cmd_verify(args):
     same = np.ones(n, dtype=bool)
     for got, ref in zip(yqs, refs):
         same &= np.all(got.reshape(n, -1) == ref.reshape(n, -1), axis=1)
+    progress.finish()
     print(f"{args.target} ({c.quant}): {int(same.sum())}/{n} outputs identical to the reference interpreter")
     if labels is not None:
         if len(yqs) != 1:

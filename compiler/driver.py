@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lbc import __version__
+from lbc import __version__, progress
 from lbc.backends import get_target
 from lbc.errors import LbcError, TargetError
 from lbc.frontends import load_model
@@ -234,6 +234,7 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     quant = quant or tgt.default_quant
     check_quant(quant, tgt)
     if isinstance(model, (str, Path)):
+        progress.report("import", str(model))
         fg = load_model(model, input_shape)
     else:
         fg = check_graph(model, model.name or "the model")
@@ -306,8 +307,10 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
         problems = c.target.check(c.graph)
         if problems:
             raise TargetError(f"the model cannot be compiled for {c.target.name}", details=problems)
+        progress.report("emit", c.target.name)
         extra = c.target.emit(c.graph, tmp, {}) or {}
         (tmp / "model.lbc").write_text(print_graph(c.graph))
+        progress.report("build", c.target.name)
         built = c.target.build(tmp) if build else {}
         rows, totals = layer_table(c)
         c.report = {"target": c.target.name, "quant": c.quant, "model": c.graph.name, "layers": rows,

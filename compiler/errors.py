@@ -141,5 +141,10 @@ class Problems:
             raise (cls or ModelError)(self.message(head))
 
 
+class LbcWarning(UserWarning):
+    """Something the user should know about a compile that still succeeded (the Python API issues
+    these with `warnings.warn`; the CLI prints them as `lbc: warning:` lines)."""
+
+
 class InternalError(Exception):
     """A bug in lbc. Reported with a traceback and exit code 2."""

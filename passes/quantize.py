@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lbc import progress
 from lbc.errors import LbcError
 from lbc.ir.dtypes import I8, I32, QUANT_DTYPES
 from lbc.ir.graph import TensorType
@@ -85,6 +86,7 @@ def calibrate(graph, data=None):
     for lo in range(0, total, chunk):
         hi = min(total, lo + chunk)
         part = default_calibration(graph, lo, hi) if data is None else {k: v[lo:hi] for k, v in data.items()}
+        progress.report("calibrate", f"samples {lo}-{hi} of {total}")
         env = interpret(graph, part, return_all=True)
         for n in names:
             maxabs[n] = max(maxabs[n], float(np.abs(env[n]).max(initial=0.0)))
@@ -130,7 +132,8 @@ class Quantize:
         exps = calibrate(g, data)
         per_channel = ctx.granularity == "channel"
         q = _Quantizer(g, dt, exps, per_channel)
-        for n in list(g.nodes):
+        for i, n in enumerate(list(g.nodes)):
+            progress.report(f"quantize-{self.weight_dtype}", f"layer {i + 1}/{len(g.nodes)} {n.name}")
             q.node(n)
         for name in g.activation_tensors():
             t = g.types[name]
