@@ -18,8 +18,8 @@ class Parser(argparse.ArgumentParser):
     """argparse with lbc's error contract: a bad command line is a user error (exit 1)."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        print(f"lbc: error: {one_line(message)}", file=sys.stderr)
+        usage = self.format_usage().strip().replace("\n", "\n  ")
+        print(f"lbc: error: {one_line(message)}\n  {usage}", file=sys.stderr)
         sys.exit(1)
 
 
@@ -45,7 +45,14 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    old = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(args):
     try:
         with progress.on_terminal():
             return args.func(args) or 0

@@ -37,7 +37,9 @@ def read_onnx(path):
     if not model.graph.node and not model.graph.input:
         raise ModelError(f"{path}: not a valid ONNX model (no graph); is the file truncated or of another format?")
     try:
-        onnx.checker.check_model(model)
+        external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+        # the checker looks for external data files beside the path it is given (a proto: the cwd)
+        onnx.checker.check_model(str(path) if external else model)
     except onnx.checker.ValidationError as e:
         raise ModelError(f"{path}: invalid ONNX model: {str(e).splitlines()[0]}") from None
     return model
