@@ -9,7 +9,25 @@ def load_model(path, input_shape=None):
     """Load a model file by its extension: .onnx, .pt2 (torch.export.save) or .keras (Keras 3), and
     check the graph it gives (see `frontends.common.check_graph`)."""
     from lbc.frontends.common import check_graph
-    return check_graph(_load(path, input_shape), path)
+    try:
+        graph = _load(path, input_shape)
+    except MALFORMED as e:
+        # the readers check what they understand; what a damaged or hand-made file can still break
+        # (an archive member that does not decompress, a field of the wrong type) is the file's fault
+        raise ModelError(f"{path}: damaged or malformed model file ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else '-'})") from None
+    return check_graph(graph, path)
+
+
+def _malformed():
+    import struct
+    import zipfile
+    import zlib
+    return (zipfile.BadZipFile, zlib.error, struct.error, OSError, EOFError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, OverflowError, RecursionError)
+
+
+MALFORMED = _malformed()
 
 
 def _load(path, input_shape):

@@ -247,6 +247,10 @@ class _Importer:
                     why = str(e) if str(e).startswith(node.op_type) else f"{safe_name(node.op_type)}: {e}"
                 except ModelError as e:  # a converter's own one-line refusal
                     why = str(e).split("): ", 1)[-1].removesuffix(f" (nodes: {nname})")
+                except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
+                    # attributes or constants the checker lets through but no valid model has (a 0-d
+                    # Gemm weight, a perm of the wrong length...): the model's problem, named per node
+                    why = f"{safe_name(node.op_type)}: malformed node ({type(e).__name__}: {str(e)[:120]})"
             if why is not None:
                 self.problems.add(why, nname)
                 for n in self.g.nodes[before:]:
