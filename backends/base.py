@@ -15,6 +15,10 @@ import numpy as np
 from lbc import __version__
 from lbc.errors import LbcError, ToolchainError, name_list
 
+# Attribute values of IR ops that no target's kernels implement yet (the interpreter does): a graph
+# using another value is refused by every target's `check`.
+EMITTED_ATTRS = {("pad", "mode"): "constant", ("maxpool", "ceil_mode"): 0, ("avgpool", "ceil_mode"): 0}
+
 DEFAULT_PIPELINE = ("fold-constants", "fold-batchnorm", "fuse-activation", "quantize-{quant}",
                     "analyze-sparsity", "plan-memory")
 
@@ -59,10 +63,15 @@ class Target:
         problems = []
         bad = {}
         for n in graph.nodes:
-            if n.op not in self.ops:
-                bad.setdefault(n.op, []).append(n.name)
+            if n.op not in self.ops:  # a table names the function it computes (its integer form is `table`)
+                bad.setdefault(n.attrs.get("fn", n.op) if n.op == "table" else n.op, []).append(n.name)
         for op, names in sorted(bad.items()):
             problems.append(f"op {op} is not supported by target {self.name} ({name_list(names)})")
+        for n in graph.nodes:
+            for (op, attr), value in EMITTED_ATTRS.items():
+                if n.op == op and n.attr(attr) != value:
+                    problems.append(f"{op} with {attr}={n.attr(attr)!r} is not supported by target {self.name} "
+                                    f"(node {comment_safe(n.name, 40)})")
         problems += self.io_problems(graph)
         return problems
 

@@ -4,6 +4,8 @@ cycles (py65 stops at the layer labels), ROM and RAM bytes.
 
 Models:
   digits    examples/digits/mlp.onnx (64-64-32-10, 6,464 MACs)
+  nes_cnn   examples/nes_cnn/qat.pt2: conv 3x3 1->8 + maxpool + conv 3x3 8->16 + maxpool + dense 64->10,
+            ternary QAT on 8x8 digits (23,680 MACs): cycles per MAC of each convolution (window kernel)
   nes49     the seed NES project's shape, 49-49-24-10 (7x7 input, 3,817 MACs), built here with
             onnx.helper from a quickly trained scikit-learn MLP on the 8x8 digits resampled to 7x7
             (deterministic, no downloads). The ternary runs use a copy fine-tuned for 12 epochs with
@@ -31,6 +33,7 @@ from lbc.runtime.nes import harness as H
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
+NES_CNN = ROOT / "examples" / "nes_cnn"
 RESULTS = ROOT / "bench" / "results" / "nes.json"
 NTSC_FRAME = 29780
 SEED_NES_CYCLES = 32_490_000  # ErikPelli/nes-ai, Q16.16 cc65, measured under sim65 (reference notes)
@@ -133,6 +136,19 @@ def nes49_model(folder):
     return xtr[:256], xte, yte, float(clf.score(xte, yte))
 
 
+def _cnn_data():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nes_cnn_data", NES_CNN / "data.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.load()
+
+
+def _float_accuracy(model, x, y):
+    from lbc.frontends import load_model
+    return float(np.mean(interpret(load_model(model), x)[0].argmax(1) == y))
+
+
 def measure(name, model, calib, x, y, quant, out, kernel="auto", n_each=100, float_acc=None):
     t0 = time.perf_counter()
     c = driver.compile_model(model, out, "nes", quant, calib, target_options={"kernel": kernel})
@@ -166,11 +182,13 @@ def measure(name, model, calib, x, y, quant, out, kernel="auto", n_each=100, flo
     per_layer = np.mean(per_layer, axis=0)
     layers = []
     for li, (r, lc) in enumerate(zip(c.report["emit"]["layers"], per_layer)):
-        layers.append({**{k: r[k] for k in ("layer", "kernel", "dtype", "in", "out", "macs", "nonzero", "zeros",
-                                            "acc_bits", "rom_bytes", "zeros_saved")},
+        # a window kernel runs its weights at every output position: per nonzero weight *use*
+        uses = max(r["nonzero"] * r["positions"], 1)
+        layers.append({**{k: r[k] for k in ("layer", "op", "kernel", "dtype", "in", "out", "positions", "macs",
+                                            "nonzero", "zeros", "acc_bits", "rom_bytes", "zeros_saved")},
                        "cycles": round(float(lc), 1),
-                       "cycles_per_mac": round(float(lc) / r["macs"], 3),
-                       "cycles_per_nonzero_weight": round(float(lc) / max(r["nonzero"], 1), 3),
+                       "cycles_per_mac": round(float(lc) / r["macs"], 3) if r["macs"] else None,
+                       "cycles_per_nonzero_weight": round(float(lc) / uses, 3) if r["nonzero"] else None,
                        "hot_code_cycles_per_nonzero_weight":
                            round(hot_layer[li] / r["adds"], 3) if r["kernel"] == "unrolled" and r["adds"] else None})
         if layers[-1]["hot_code_cycles_per_nonzero_weight"]:
@@ -180,12 +198,13 @@ def measure(name, model, calib, x, y, quant, out, kernel="auto", n_each=100, flo
                                          "cycles": int(round(r["zeros"] * per))}
     macs = sum(r["macs"] for r in layers)
     hot_terms = sum(r["adds"] for r in c.report["emit"]["layers"] if r["kernel"] == "unrolled")
-    nnz = sum(r["nonzero"] for r in layers)
+    nnz = sum(r["nonzero"] * r["positions"] for r in layers)
+    convs = [r for r in layers if r["op"] == "conv2d"]
     segs = c.report["build"]["segments"]
     acc = float(np.mean(yq.argmax(1) == y)) if y is not None else None
     res = {
         "model": name, "quant": quant, "kernel_option": kernel, "samples": len(x),
-        "outputs_identical_to_interpreter": f"{exact}/{len(x)}",
+        "outputs_identical_to_interpreter": f"{exact}/{len(x)}", "bit_exact": exact == len(x),
         "py65_rom_cycles_equal_sim65": f"{py65_same}/{min(8, len(x))}",
         "cycles_min": int(cyc.min()), "cycles_mean": round(float(cyc.mean()), 1), "cycles_max": int(cyc.max()),
         "ntsc_frames_max": round(int(cyc.max()) / NTSC_FRAME, 3),
@@ -201,14 +220,17 @@ def measure(name, model, calib, x, y, quant, out, kernel="auto", n_each=100, flo
         "accuracy_on_target": acc, "float_accuracy": float_acc,
         "layers": layers, "compile_seconds": round(compile_s, 2),
     }
+    if convs:  # the convolutions with the pooling that follows them (the layer stops are at the kernels)
+        res["conv_layers_cycles_per_mac"] = round(sum(r["cycles"] for r in convs) / sum(r["macs"] for r in convs), 3)
     print(f"{name:7} {quant:8} {kernel:8} cycles min/mean/max {res['cycles_min']}/{res['cycles_mean']}/"
           f"{res['cycles_max']} ({res['ntsc_frames_max']} frames)  {res['cycles_per_mac']} c/MAC  "
           f"{res['cycles_per_nonzero_weight']} c/nz (hot {res['hot_code_cycles_per_nonzero_weight']})  PRG {res['rom']['model_prg_bytes']} B  "
           f"ZP {res['ram']['zero_page_bytes']} B  exact {res['outputs_identical_to_interpreter']}  "
           f"acc {acc if acc is None else round(acc, 4)}")
     for r in layers:
-        print(f"        {r['layer']:6} {r['kernel']:8} {r['dtype']:8} {r['cycles']:9.1f} c  "
-              f"{r['cycles_per_nonzero_weight']:6.2f} c/nz (hot {r['hot_code_cycles_per_nonzero_weight']})  "
+        print(f"        {r['layer'][:12]:12} {r['kernel']:8} {r['dtype']:8} {r['cycles']:9.1f} c  "
+              f"{r['cycles_per_mac'] or 0:6.2f} c/MAC  {r['cycles_per_nonzero_weight'] or 0:6.2f} c/nz "
+              f"(hot {r['hot_code_cycles_per_nonzero_weight']})  "
               f"{r['rom_bytes']:6} B  zeros saved "
               f"{r['zeros_saved']['rom_bytes']} B, ~{r['zeros_saved']['cycles']} c")
     return res
@@ -237,11 +259,19 @@ def main(argv=None):
         for q in quants:
             results.append(measure("digits", DIGITS / "mlp.onnx", DIGITS / "calib.npy", t["x"][:n], t["y"][:n], q,
                                    tmp / f"digits_{q}"))
+        xtr, xte_c, _, yte_c = _cnn_data()
+        results.append(measure("nes_cnn", NES_CNN / "qat.pt2", None, xte_c[:n], yte_c[:n], "ternary", tmp / "nes_cnn",
+                               float_acc=_float_accuracy(NES_CNN / "float.pt2", xte_c, yte_c)))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"target": "nes", "anchor": {
         "seed_nes_ai_q16_16_cycles": SEED_NES_CYCLES, "bitnet6502_cycles_per_weight": "41-47",
         "goal_cycles": 30000, "ntsc_frame_cycles": NTSC_FRAME}, "results": results}, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {RESULTS}")
+    bad = [f"{r['model']} {r['quant']} {r['kernel_option']} ({r['outputs_identical_to_interpreter']})"
+           for r in results if not r["bit_exact"]]
+    if bad:
+        print(f"bench: outputs differ from the reference interpreter: {', '.join(bad)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -60,6 +60,51 @@ def bitnet_onnx(path, seed=0):
     return path
 
 
+def step_lines(model_c):
+    """[(first line, step comment)] of the steps of lbc_infer in a generated model.c."""
+    lines = Path(model_c).read_text().splitlines()
+    start = next(i for i, t in enumerate(lines) if t.startswith("void lbc_infer(void)"))
+    end = next(i for i in range(start, len(lines)) if lines[i] == "}")
+    return [(i + 1, lines[i].strip()[3:-3]) for i in range(start, end) if lines[i].startswith("    /* ")]
+
+
+def layer_profile(outdir, x1, info):
+    """Instructions per step of lbc_infer on one input: each executed block is charged to the step
+    whose model.c lines (DWARF line table) ran last, so kernels count for the step that called them."""
+    import bisect
+    from elftools.elf.elffile import ELFFile
+    from lbc.backends.rv32ec.emulator import Firmware
+    steps = step_lines(outdir / "model.c")
+    firsts = [ln for ln, _ in steps]
+    rows = []
+    with open(outdir / "model.elf", "rb") as f:
+        dw = ELFFile(f).get_dwarf_info()
+        for cu in dw.iter_CUs():
+            prog = dw.line_program_for_CU(cu)
+            names = {i + 1: e.name.decode() for i, e in enumerate(prog["file_entry"])}
+            names.update({i: e.name.decode() for i, e in enumerate(prog["file_entry"])}) if prog.header.version >= 5 \
+                else None
+            for e in prog.get_entries():
+                st = e.state
+                if st and not st.end_sequence and names.get(st.file, "").endswith("model.c"):
+                    rows.append((st.address, st.line))
+    fw = Firmware(outdir / "model.elf")
+    lo, size = fw.symbols["lbc_infer"]
+    addr_line = dict(r for r in sorted(rows) if lo <= r[0] < lo + size)
+    counts = [0] * len(steps)
+    cur = {"step": None}
+
+    def trace(addr, n):
+        line = addr_line.get(addr)
+        if line is not None and line >= firsts[0]:
+            cur["step"] = bisect.bisect_right(firsts, line) - 1
+        if cur["step"] is not None:
+            counts[cur["step"]] += n
+
+    fw.run([(fw.addr(info["ram_symbol"], info["input_offset"]), x1.tobytes())], [], count=True, trace=trace)
+    return [{"step": name, "instructions": c} for (_, name), c in zip(steps, counts)]
+
+
 def measure(model, quant, calib, x, outdir, granularity="channel", flash=None, ram=None):
     from lbc import driver
     from lbc.ir.interpreter import run as interpret
@@ -90,8 +135,22 @@ def measure(model, quant, calib, x, outdir, granularity="channel", flash=None, r
         "budget": {"flash": b["flash_bytes"], "ram": b["ram_bytes"]},
         "layers": [{k: la[k] for k in ("name", "detail", "macs", "est_instructions")}
                    for la in c.report["emit"]["layers"]],
+        "measured_layers": per_layer(c, xq[0]),
         "compile_seconds": round(t_compile, 2),
     }
+
+
+def per_layer(c, x1):
+    """Measured instructions of every step of one inference, with instructions per MAC of the layers
+    (MACs of the plain graph: a patch stage's recomputed overlap counts against its layers)."""
+    macs = {r["name"]: r["macs"] for r in c.report["layers"]}
+    info = json.loads((Path(c.outdir) / "firmware.json").read_text())
+    out = []
+    for r in layer_profile(Path(c.outdir), np.asarray(x1, dtype=np.int8).reshape(-1), info):
+        name = r["step"].split(" ", 1)[-1]
+        m = macs.get(name, 0)
+        out.append({**r, "macs": m, "instructions_per_mac": round(r["instructions"] / m, 2) if m else None})
+    return out
 
 
 def main(argv=None):
@@ -139,6 +198,10 @@ def main(argv=None):
     Path(args.output).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     print(json.dumps(out["summary"], indent=2))
     print(f"wrote {args.output}")
+    bad = [k for k, r in out["results"].items() if not r["bit_exact"]]
+    if bad:
+        print(f"bench: outputs differ from the reference interpreter: {', '.join(bad)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -51,9 +51,10 @@ def register(sub):
     p.add_argument("--raw", action="store_true", help="write the raw integer outputs")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("verify", help="compiled code against the reference interpreter on a data set")
+    p = sub.add_parser("verify", help="compiled code against the reference interpreter (and the float model) on "
+                                      "a data set; MODEL may be a model file or an existing lbc output folder")
     p.add_argument("model")
-    p.add_argument("--target", default="host")
+    p.add_argument("--target", help="target name (default host; not with an output folder)")
     p.add_argument("--quant")
     p.add_argument("--data", required=True, help=".npz with the inputs (x, or one array per input name) and "
                                                  "optionally y (labels)")
@@ -108,13 +109,16 @@ def _passes(args):
 
 def _print_table(report):
     rows = report["layers"]
-    head = f"{'layer':<24} {'op':<14} {'params':>8} {'w bytes':>8} {'MACs':>9} {'act B':>7} {'zeros':>6}"
+    sq = any("sqnr_db" in r for r in rows)  # with calibration data: the quantisation error per layer
+    head = f"{'layer':<24} {'op':<14} {'params':>8} {'w bytes':>8} {'MACs':>9} {'act B':>7} {'zeros':>6}" + \
+        (f" {'SQNR dB':>8}" if sq else "")
     print(head)
     print("-" * len(head))
     for r in rows:
         z = f"{r['zero_fraction']:.0%}" if r["zero_fraction"] is not None else "-"
+        q = (f" {r['sqnr_db'] if r.get('sqnr_db') is not None else '-':>8}") if sq else ""
         print(f"{r['name'][:24]:<24} {r['op']:<14} {r['params']:>8} {r['weight_bytes']:>8} {r['macs']:>9} "
-              f"{r['activation_bytes']:>7} {z:>6}")
+              f"{r['activation_bytes']:>7} {z:>6}{q}")
     t = report["totals"]
     print("-" * len(head))
     print(f"{'total':<24} {'':<14} {t['params']:>8} {t['weight_bytes']:>8} {t['macs']:>9} "
@@ -231,37 +235,75 @@ def _write_output(path, data, suffix):
 
 
 def cmd_verify(args):
-    from lbc.ir.interpreter import run as interpret
+    from lbc.ir.text import parse_graph
+    folder = Path(args.model)
+    if folder.is_dir():  # an existing output folder: run what is there
+        given = [f"--{k.replace('_', '-')}" for k in ("target", "quant", "calibration", "input_shape")
+                 if getattr(args, k)]
+        if given:
+            raise LbcError(f"{args.model} is an lbc output folder (already compiled): {', '.join(given)} apply "
+                           f"only when verifying a model file")
+        m = driver.read_manifest(folder)
+        graph = parse_graph((folder / "model.lbc").read_text(), str(folder / "model.lbc"))
+        _verify(graph, None, folder, m["target"], m.get("quant", graph.meta.get("quant", "?")), args.data)
+        return 0
     with tempfile.TemporaryDirectory(prefix="lbc-verify-") as tmp:
-        c = driver.compile_model(args.model, Path(tmp) / "out", args.target, args.quant, args.calibration,
+        c = driver.compile_model(args.model, Path(tmp) / "out", args.target or "host", args.quant, args.calibration,
                                  driver.parse_shape(args.input_shape), granularity=args.granularity,
                                  target_options=_target_options(args))
-        specs = driver.io_specs(c.graph, c.graph.inputs)
-        x, labels = driver.load_inputs(args.data, c.graph.inputs, "data")
-        x = driver.check_inputs(x, specs, f"data {args.data}")
-        _, yq, stats = driver.run_compiled(c.outdir, x, raw=True)
-    refs = interpret(c.graph, driver.quantize_inputs(x, specs))
+        _verify(c.graph, c.float_graph, c.outdir, c.target.name, c.quant, args.data)
+    return 0
+
+
+def _verify(graph, float_graph, outdir, target, quant, data):
+    """Bit-exactness against the interpreter; with labels, float and on-target accuracy, their agreement
+    and, when quantisation costs more than DROP_POINTS, the layers that lose the most and the QAT recipe."""
+    from lbc import accuracy as A
+    from lbc.ir.interpreter import run as interpret
+    specs = driver.io_specs(graph, graph.inputs)
+    x, labels = driver.load_inputs(data, graph.inputs, "data")
+    x = driver.check_inputs(x, specs, f"data {data}")
+    _, yq, stats = driver.run_compiled(outdir, x, raw=True)
+    refs = interpret(graph, driver.quantize_inputs(x, specs))
     yqs = list(yq.values()) if isinstance(yq, dict) else [yq]
     n = len(next(iter(x.values())))
     same = np.ones(n, dtype=bool)
     for got, ref in zip(yqs, refs):
         same &= np.all(got.reshape(n, -1) == ref.reshape(n, -1), axis=1)
     progress.finish()
-    print(f"{args.target} ({c.quant}): {int(same.sum())}/{n} outputs identical to the reference interpreter")
+    print(f"{target} ({quant}): {int(same.sum())}/{n} outputs identical to the reference interpreter")
     if labels is not None:
         if len(yqs) != 1:
-            raise LbcError(f"data {args.data}: labels (y) are compared with the output of a one-output model; this "
+            raise LbcError(f"data {data}: labels (y) are compared with the output of a one-output model; this "
                            f"one has {len(yqs)}")
-        is_index = c.graph.types[c.graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
-        pred, fpred = (_classes(y, is_index) for y in (yqs[0], interpret(c.float_graph, x)[0]))
-        print(f"accuracy: compiled {np.mean(pred == labels):.4f}, float model {np.mean(fpred == labels):.4f} "
-              f"({n} samples)")
+        is_index = graph.types[graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
+        pred = _classes(yqs[0], is_index)
+        acc = float(np.mean(pred == labels))
+        if float_graph is None:
+            print(f"accuracy on target {acc:.2%} ({n} samples; the float model is not in an output folder: verify "
+                  f"the model file to compare)")
+        else:
+            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False)
+            facc = float(np.mean(fpred == labels))
+            drop = 100 * (facc - acc)
+            print(f"accuracy: float {facc:.2%}, on target {acc:.2%} ({-drop:+.1f} points), agreement with the "
+                  f"float model {np.mean(pred == fpred):.2%} ({n} samples)")
+            if drop > A.DROP_POINTS:
+                sq = A.layer_sqnr(float_graph, graph, x, specs)
+                ops = {nd.name: nd.op for nd in graph.nodes}
+                print(f"quantisation costs {drop:.1f} points; the layers that lose the most (SQNR of their output "
+                      f"against the float model on this data):")
+                for name, db in A.worst_layers(sq):
+                    print(f"  {safe_name(name)[:40]:<24} {ops[name]:<10} {db:5.1f} dB")
+                print("quantisation-aware training (lbc.qat) trains through lbc's exact integer rounding and "
+                      "usually recovers it:")
+                for line in A.qat_recipe(graph, quant, target).splitlines():
+                    print("    " + line)
     for k, v in stats.items():
         if not isinstance(v, (list, dict)):
             print(f"  {k}: {v}")
     if not same.all():
         raise InternalError(f"{int((~same).sum())} outputs differ from the reference interpreter: a backend bug")
-    return 0
 
 
 def _classes(y, is_index):

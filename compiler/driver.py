@@ -35,6 +35,7 @@ class Compiled:
     warnings: list = field(default_factory=list)
     report: dict = field(default_factory=dict)
     outdir: Path | None = None
+    calibration: dict | None = None  # the checked calibration inputs (name -> float batch), if given
 
 
 def io_specs(graph, names):
@@ -249,7 +250,7 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     if dump_after is not None and dump_after != "all" and dump_after not in names:
         raise LbcError(f"--dump-after {dump_after!r}: not a pass of this pipeline ({', '.join(names)}) nor 'all'")
     g = run_pipeline(fg, names, ctx, dump_after=dump_after, on_dump=on_dump)
-    return Compiled(g, fg, tgt, quant, ctx.warnings)
+    return Compiled(g, fg, tgt, quant, ctx.warnings, calibration=calibration)
 
 
 def layer_table(c):
@@ -313,6 +314,11 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
         progress.report("build", c.target.name)
         built = c.target.build(tmp) if build else {}
         rows, totals = layer_table(c)
+        if c.calibration is not None:  # quantisation error per layer on the calibration data
+            from lbc.accuracy import layer_sqnr
+            sq = layer_sqnr(c.float_graph, c.graph, c.calibration, io_specs(c.graph, c.graph.inputs))
+            for r in rows:
+                r["sqnr_db"] = sq.get(r["name"])
         c.report = {"target": c.target.name, "quant": c.quant, "model": c.graph.name, "layers": rows,
                     "totals": totals, "emit": extra, "build": built, "warnings": c.warnings}
         _dump(tmp / MANIFEST, manifest(c))

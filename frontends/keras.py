@@ -14,6 +14,8 @@ Dense layer's weight rows (or undone by reshape-transpose-reshape if something e
 so the usual Conv -> Flatten -> Dense costs no transpose. Outputs are returned in Keras order.
 
 Layers: Dense, Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D (1-d layers run as the 2-d ops on a
+height-1 image),
 Flatten, Reshape, BatchNormalization, ReLU, LeakyReLU, Softmax, Activation, Dropout, Add, Rescaling,
 InputLayer; Sequential and Functional models with one input and one output. Every unsupported layer
 is reported at once with its name.
@@ -33,10 +35,12 @@ from lbc.frontends.common import GraphBuilder, report_unsupported
 
 ACTIVATIONS = {"linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "leaky_relu"}
 LAYERS = {"InputLayer", "Dense", "Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D",
-          "GlobalAveragePooling2D", "Flatten", "Reshape", "BatchNormalization", "ReLU", "LeakyReLU", "Softmax",
+          "GlobalAveragePooling2D", "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "Flatten", "Reshape", "BatchNormalization", "ReLU", "LeakyReLU", "Softmax",
           "Activation", "Dropout", "Add", "Rescaling"}
 ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D", "AveragePool2D": "AveragePooling2D",
-           "GlobalAvgPool2D": "GlobalAveragePooling2D", "Convolution2D": "Conv2D"}
+           "GlobalAvgPool2D": "GlobalAveragePooling2D", "Convolution2D": "Conv2D", "MaxPool1D": "MaxPooling1D",
+           "AvgPool1D": "AveragePooling1D", "AveragePool1D": "AveragePooling1D",
+           "GlobalAvgPool1D": "GlobalAveragePooling1D", "Convolution1D": "Conv1D"}
 
 
 def snake(name):
@@ -118,6 +122,7 @@ class KT:
     nchw: bool = False
     perm: object = None
     perm_src: tuple = None  # the NHWC Keras shape the permuted features were flattened from
+    one_d: bool = False  # a Keras [N, L, C] tensor held as the 4-d (N, 1, L, C) image (NCHW: [N, C, 1, L])
 
 
 class _Importer:
@@ -256,6 +261,16 @@ class _Importer:
                 y = self.b.emit("reshape", f"{t.name}.flat", [y], attrs={"shape": (1, h * w * c)})
                 self.cache[key] = KT(y, t.kshape)
             return self.cache[key]
+        if len(t.kshape) == 4 and t.nchw and t.one_d:
+            key = ("nlc", t.name)
+            if key not in self.cache:
+                n, h, w, c = t.kshape
+                y = t.name
+                if c > 1 and w > 1:
+                    y = self.b.emit("transpose", f"{t.name}.nhwc", [y], attrs={"perm": (0, 2, 3, 1)})
+                y = self.b.emit("reshape", f"{t.name}.nlc", [y], attrs={"shape": (1, w, c)})
+                self.cache[key] = KT(y, (1, w, c))
+            return self.cache[key]
         if len(t.kshape) == 4 and t.nchw:
             key = ("nhwc", t.name)
             if key not in self.cache:
@@ -270,7 +285,7 @@ class _Importer:
 
     def like(self, t, name, kshape=None):
         """A new tensor in the same layout as t (elementwise results)."""
-        return KT(name, kshape or t.kshape, t.nchw, t.perm, t.perm_src)
+        return KT(name, kshape or t.kshape, t.nchw, t.perm, t.perm_src, t.one_d)
 
     def channel_vector(self, t, v):
         """A per-channel (last Keras axis) constant shaped to broadcast against t's IR layout."""
@@ -386,6 +401,56 @@ class _Importer:
         y = self.b.emit(op, self.name, [x.name], self.name, attrs)
         n, ch, oh, ow = self.b.shape(y)
         return KT(y, (1, oh, ow, ch), nchw=True)
+
+    def as_image(self, t):
+        """A Keras [N, L, C] tensor as the NCHW image [N, C, 1, L] (1-d layers are 2-d with height 1)."""
+        if t.one_d:
+            return t
+        t = self.to_keras(t)
+        if len(t.kshape) != 3:
+            raise ModelError(f"{self.where}: layer {self.name!r} needs a [batch, steps, channels] input, got "
+                             f"{list(t.kshape)}")
+        n, length, c = t.kshape
+        key = ("image", t.name)
+        if key not in self.cache:
+            y = self.b.emit("reshape", f"{t.name}.image", [t.name], attrs={"shape": (1, 1, length, c)})
+            self.cache[key] = self.as_nchw(KT(y, (1, 1, length, c)))
+        return KT(self.cache[key].name, (1, 1, length, c), nchw=True, one_d=True)
+
+    @staticmethod
+    def _config_1d(c, *keys):
+        """The 2-d config of a 1-d layer: every size becomes (1, size)."""
+        c = dict(c)
+        for k in keys:
+            if c.get(k) is not None:
+                v = c[k]
+                c[k] = (1, int(v[0] if isinstance(v, (list, tuple)) else v))
+        return c
+
+    def l_Conv1D(self, c, ins):
+        kernel = self.take("kernel").astype(np.float64)  # k, C/groups, M
+        bias = self.take("bias", c.get("use_bias", True))
+        self.done()
+        c2 = self._config_1d(c, "strides", "dilation_rate")
+        w = kernel[None].transpose(3, 2, 0, 1)  # [M, C/groups, 1, k]
+        y = self._conv(c2, self.as_image(ins[0]), w, bias, int(c.get("groups", 1)))
+        return KT(y.name, y.kshape, True, one_d=True)
+
+    def l_MaxPooling1D(self, c, ins):
+        y = self._pool(self._config_1d(c, "pool_size", "strides"), [self.as_image(ins[0])], "maxpool")
+        return KT(y.name, y.kshape, True, one_d=True)
+
+    def l_AveragePooling1D(self, c, ins):
+        y = self._pool(self._config_1d(c, "pool_size", "strides"), [self.as_image(ins[0])], "avgpool")
+        return KT(y.name, y.kshape, True, one_d=True)
+
+    def l_GlobalAveragePooling1D(self, c, ins):
+        x = self.as_image(ins[0])
+        ch = x.kshape[3]
+        y = self.b.emit("global_avgpool", f"{self.name}.pool", [x.name])
+        if c.get("keepdims", False):
+            return KT(self.b.emit("reshape", self.name, [y], self.name, {"shape": (1, 1, ch)}), (1, 1, ch))
+        return KT(self.b.emit("reshape", self.name, [y], self.name, {"shape": (1, ch)}), (1, ch))
 
     def l_MaxPooling2D(self, c, ins):
         return self._pool(c, ins, "maxpool")

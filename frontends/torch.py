@@ -482,8 +482,10 @@ class _Converter:
                 return f"{t} with dilation"
         if t == "aten.avg_pool2d.default" and a.get("divisor_override") is not None:
             return f"{t} with divisor_override"
-        if t == "aten.convolution.default" and (a.get("transposed") or len(_list(a.get("stride"))) != 2):
-            return "transposed or non-2-d convolution"
+        if t == "aten.convolution.default" and (a.get("transposed") or len(_list(a.get("stride"))) not in (1, 2)):
+            return "transposed or 3-d convolution"
+        if (t.startswith("aten.max_pool1d") or t == "aten.avg_pool1d.default") and a.get("ceil_mode"):
+            return f"{t} with ceil_mode=True"
         if t in ("aten.conv2d.default", "aten.conv2d.padding") and isinstance(a.get("weight"), Ref) \
                 and a["weight"].name in self.p.shapes and len(self.p.shapes[a["weight"].name]) != 4:
             return f"{t} that is not 2-d"
@@ -559,10 +561,26 @@ class _Converter:
             self.fail(f"{self.node.target} with a computed {key}")
         return self.cval(v)
 
+    def _as_2d(self, x):
+        """A [N, C, L] tensor as [N, C, 1, L]: 1-d convolution and pooling run as the 2-d ops with height 1."""
+        n, c, length = self.b.shape(x)
+        return self.b.emit("reshape", f"{self.node.name}.2d", [x], attrs={"shape": (n, c, 1, length)})
+
+    def _emit_1d(self, op, ins, attrs):
+        """Emit the 2-d `op` on the height-1 view of ins[0] and reshape its result back to 3-d."""
+        mid = self.b.emit(op, f"{self.node.name}.h1", [self._as_2d(ins[0])] + ins[1:], attrs=attrs)
+        return self.emit("reshape", [mid], {"shape": self.out_shape()})
+
     def _conv(self, a, stride, padding, dilation, groups):
         w = self.need_const(a, "weight")
-        if w.ndim != 4:
-            self.fail(f"{self.node.target} that is not 2-d")
+        if w.ndim not in (3, 4):
+            self.fail(f"{self.node.target} that is not 1-d or 2-d")
+        one_d = w.ndim == 3
+        if one_d:  # [M, C/g, k] -> [M, C/g, 1, k]; stride, padding and dilation apply to the width
+            w = w[:, :, None, :]
+            stride, dilation = (1, _list(stride)[0]), (1, _list(dilation)[0])
+            if not isinstance(padding, str):
+                padding = (0, _list(padding)[0])
         kh, kw = w.shape[2:]
         stride, dilation = _pair(stride), _pair(dilation)
         if isinstance(padding, str):
@@ -577,7 +595,16 @@ class _Converter:
         ins = [self.t(a["input"]), self.b.const(f"{self.node.name}.weight", w)]
         if a.get("bias") is not None:
             ins.append(self.b.const(f"{self.node.name}.bias", self.need_const(a, "bias")))
-        self.emit("conv2d", ins, {"strides": stride, "pads": pads, "dilations": dilation, "group": int(groups)})
+        attrs = {"strides": stride, "pads": pads, "dilations": dilation, "group": int(groups)}
+        if one_d:
+            self._emit_1d("conv2d", ins, attrs)
+        else:
+            self.emit("conv2d", ins, attrs)
+
+    @handles("aten.conv1d.default", "aten.conv1d.padding", bias=None, stride=(1,), padding=(0,), dilation=(1,),
+             groups=1)
+    def h_conv1d(self, a):
+        self._conv(a, a["stride"], a["padding"], a["dilation"], a["groups"])
 
     @handles("aten.conv2d.default", "aten.conv2d.padding", bias=None, stride=(1, 1), padding=(0, 0),
              dilation=(1, 1), groups=1)
@@ -662,6 +689,41 @@ class _Converter:
             self.emit("avgpool", [x], {"kernel": k, "strides": k, "pads": (0, 0, 0, 0), "count_include_pad": 1})
         else:
             self.fail("adaptive_avg_pool2d whose output size does not divide the input")
+
+    def _pool1d_attrs(self, a):
+        k = _list(a["kernel_size"])[0]
+        st = _list(a.get("stride"))
+        p = _list(a.get("padding", 0))[0]
+        return {"kernel": (1, k), "strides": (1, st[0] if st else k), "pads": (0, p, 0, p)}
+
+    @handles("aten.max_pool1d.default", "aten.max_pool1d_with_indices.default", stride=(), padding=(0,),
+             dilation=(1,), ceil_mode=False)
+    def h_max_pool1d(self, a):
+        if len(self.node.outputs) > 1 and self.node.outputs[1] is not None:
+            self.fail("max_pool1d with its indices used")
+        if _list(a["dilation"]) not in ([1], []):
+            self.fail("max_pool1d with dilation")
+        self._emit_1d("maxpool", [self.t(a["self"])], self._pool1d_attrs(a))
+
+    @handles("aten.avg_pool1d.default", stride=(), padding=(0,), ceil_mode=False, count_include_pad=True)
+    def h_avg_pool1d(self, a):
+        attrs = self._pool1d_attrs(a)
+        attrs["count_include_pad"] = int(bool(a["count_include_pad"]))
+        self._emit_1d("avgpool", [self.t(a["self"])], attrs)
+
+    @handles("aten.adaptive_avg_pool1d.default")
+    def h_adaptive_avg_pool1d(self, a):
+        x = self.t(a["self"])
+        length = self.b.shape(x)[2]
+        (o,) = _list(a["output_size"])
+        if o == 1:
+            self._emit_1d("global_avgpool", [x], {})
+        elif length % o == 0:
+            k = length // o
+            self._emit_1d("avgpool", [x], {"kernel": (1, k), "strides": (1, k), "pads": (0, 0, 0, 0),
+                                           "count_include_pad": 1})
+        else:
+            self.fail("adaptive_avg_pool1d whose output size does not divide the input")
 
     @handles("aten.mean.dim", keepdim=False, dtype=None)
     def h_mean(self, a):

@@ -6,6 +6,17 @@ import numpy as np
 from lbc.ir.ops import OPS
 
 
+def is_integer_node(graph, node):
+    """Whether `node` runs its integer form: it makes an integer activation, or a mask (bool) from
+    integer operands. Layout ops and argmax are the same in both forms."""
+    if OPS[node.op].layout or node.op == "argmax":
+        return False
+    out = graph.types[node.outputs[0]].dtype
+    if out.name == "bool":
+        return any(not graph.types[i].dtype.is_float and graph.types[i].dtype.name != "bool" for i in node.inputs)
+    return not out.is_float
+
+
 def bind_inputs(graph, x):
     """The graph's inputs by name from `x`: a dict name -> array, a list/tuple in `graph.inputs`
     order, or one array for a single-input graph."""
@@ -37,7 +48,7 @@ def run(graph, x, return_all=False):
     for node in graph.nodes:
         d = OPS[node.op]
         args = [env[i] for i in node.inputs]
-        integer = not graph.types[node.outputs[0]].dtype.is_float and not d.layout and node.op != "argmax"
+        integer = is_integer_node(graph, node)
         if integer and d.int_fn is None:
             raise ValueError(f"{node.op} node {node.name!r} has no integer form; quantisation should have removed it")
         fn = d.int_fn if integer else d.float_fn

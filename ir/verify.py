@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from lbc.ir.interpreter import is_integer_node
 from lbc.ir.ops import OPS
 
 
@@ -39,6 +40,10 @@ def verify(graph):
         for a in node.attrs:
             if a not in d.attrs:
                 raise VerifyError(f"node {node.name!r}: {node.op} has no attribute {a!r}")
+        if node.op == "table":  # what every target's lookup kernel assumes
+            t = node.attrs.get("table", ())
+            if len(t) != 256 or min(t) < -128 or max(t) > 127:
+                raise VerifyError(f"node {node.name!r}: a table needs 256 int8 entries")
         for i in node.inputs:
             if i not in defined:
                 raise VerifyError(f"node {node.name!r} reads {i!r} before it is defined")
@@ -58,8 +63,7 @@ def verify(graph):
             if o in defined:
                 raise VerifyError(f"tensor {o!r} defined twice")
             defined.add(o)
-        out_t = graph.types[node.outputs[0]]
-        if not out_t.dtype.is_float and not d.layout and node.op != "argmax":
+        if is_integer_node(graph, node):
             if d.int_fn is None:
                 raise VerifyError(f"node {node.name!r}: {node.op} has no integer form")
             _check_acc(graph, node)

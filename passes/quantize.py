@@ -20,6 +20,8 @@ from lbc.errors import LbcError
 from lbc.ir.dtypes import I8, I32, QUANT_DTYPES
 from lbc.ir.graph import TensorType
 from lbc.ir.interpreter import run as interpret
+from lbc.ir.ops import OPS
+from lbc.ir.ops.pointwise import build_table
 from lbc.ir.quant import choose_multiplier
 
 EXP_MIN, EXP_MAX = -16, 24
@@ -89,7 +91,8 @@ def calibrate(graph, data=None):
         progress.report("calibrate", f"samples {lo}-{hi} of {total}")
         env = interpret(graph, part, return_all=True)
         for n in names:
-            maxabs[n] = max(maxabs[n], float(np.abs(env[n]).max(initial=0.0)))
+            v = np.abs(env[n])  # inf/nan (1/0, sqrt of a negative) would hide the real range
+            maxabs[n] = max(maxabs[n], float(v[np.isfinite(v)].max(initial=0.0)))
         del env, part
     hints = graph.meta.get("exp_hints", {})
     return {n: hints.get(n, activation_exp(maxabs[n])) for n in names}
@@ -121,10 +124,7 @@ class Quantize:
         dt = QUANT_DTYPES[self.weight_dtype]
         g = graph.copy()
         _strip_output_softmax(g)
-        bad = sorted({f"{n.op} ({n.name})" for n in g.nodes if n.op in ("softmax", "batchnorm")})
-        if bad:
-            raise LbcError(f"cannot quantise {', '.join(bad)}: softmax is only supported as the last op, "
-                           f"batchnorm must be folded first (run fold-batchnorm)")
+        _refuse_float_only(g)
         data = ctx.calibration
         if data is None:
             ctx.warn(f"no --calibration data: activation scales are calibrated on {DEFAULT_CALIBRATION}; "
@@ -143,6 +143,29 @@ class Quantize:
                       input_exp=g.types[g.inputs[0]].exp,  # of the first input (each input's type has its exp)
                       output_exps=[g.types[o].exp for o in g.outputs])
         return g.prune()
+
+
+FLOAT_ONLY_WHY = {
+    "softmax": "softmax is only supported as the last op",
+    "batchnorm": "batchnorm must be folded first (run fold-batchnorm)",
+    "lrn": "LRN divides by a power of a data-dependent sum of squares; it has no exact int8 form "
+           "(the float interpreter runs it)",
+    "instance_norm": "InstanceNormalization divides by a data-dependent standard deviation; it has no exact "
+                     "int8 form (the float interpreter runs it)",
+}
+
+
+def _refuse_float_only(g):
+    """One error naming every node whose op has no integer form, grouped by the reason."""
+    bad = {}
+    for n in g.nodes:
+        d = OPS[n.op]
+        if d.int_fn is None and d.real is None and not d.layout:
+            why = FLOAT_ONLY_WHY.get(n.op, f"{n.op} has no integer form")
+            bad.setdefault(why, []).append(f"{n.op} ({n.name})")
+    if bad:
+        raise LbcError("cannot quantise " + "; ".join(f"{', '.join(sorted(names))}: {why}"
+                                                      for why, names in sorted(bad.items())))
 
 
 def _strip_output_softmax(g):
@@ -165,10 +188,20 @@ class _Quantizer:
     def e(self, name):
         return self.exps[name]
 
+    # ops with no q_ method: their integer output keeps the input scale (selections and moves)
+    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool"})
+
     def node(self, n):
         if all(not self.g.types[i].dtype.is_float for i in n.inputs if not self.g.is_const(i)):
-            return  # an integer data path (token ids through a reshape): not quantised
-        getattr(self, "q_" + n.op, self.q_same_exp)(n)
+            return  # an integer data path (token ids through a reshape) or masks: not quantised
+        if OPS[n.op].real is not None:
+            self._table(n)
+            return
+        fn = getattr(self, "q_" + n.op, None)
+        if fn is None and n.op not in self.KEEP_EXP:
+            raise LbcError(f"cannot quantise {n.op} node {n.name!r}: lbc has no integer form for {n.op} yet "
+                           f"(the float graph runs it; the integer targets cannot)")
+        (fn or self.q_same_exp)(n)
 
     # ops whose output keeps the input scale
     def q_same_exp(self, n):
@@ -192,16 +225,11 @@ class _Quantizer:
     def q_argmax(self, n):
         self.g.types[n.outputs[0]] = TensorType(I32, self.g.types[n.outputs[0]].shape)
 
-    def _table(self, n, fn):
+    def _table(self, n):
+        """Any pointwise function becomes the generic `table` op (see lbc.ir.ops.pointwise)."""
         ex, ey = self.e(n.inputs[0]), self.e(n.outputs[0])
-        x = np.arange(-128, 128) * 2.0**-ex
-        n.attrs["table"] = tuple(int(v) for v in np.clip(round_half_up(fn(x) * 2.0**ey), -128, 127))
-
-    def q_sigmoid(self, n):
-        self._table(n, lambda x: 1.0 / (1.0 + np.exp(-x)))
-
-    def q_tanh(self, n):
-        self._table(n, np.tanh)
+        table = build_table(OPS[n.op].real, n, ex, ey)
+        n.op, n.attrs = "table", {"table": table, "fn": n.op}
 
     def q_concat(self, n):
         ins = [self._activation(i, n) for i in n.inputs]
@@ -210,12 +238,14 @@ class _Quantizer:
         self.exps[n.outputs[0]] = eo
         n.attrs["shifts"] = tuple(self.e(i) - eo for i in ins)
 
-    def _activation(self, name, n):
-        """A constant operand of an elementwise op, quantised to i8 with its own exp."""
+    def _activation(self, name, n, ref_exp=None):
+        """A constant operand of an elementwise op, quantised to i8 with its own exp (at most 8 above
+        `ref_exp`, by default the output's exp)."""
         if not self.g.is_const(name):
             return name
         c = self.g.consts[name].astype(np.float64)
-        e = min(activation_exp(float(np.abs(c).max(initial=0.0))), self.e(n.outputs[0]) + 8)
+        ref = self.e(n.outputs[0]) if ref_exp is None else ref_exp
+        e = min(activation_exp(float(np.abs(c).max(initial=0.0))), ref + 8)
         qn = self.g.fresh_name(f"{name}.q")
         self.g.add_const(qn, np.clip(round_half_up(c * 2.0**e), -128, 127), I8)
         self.g.types[qn] = self.g.types[qn].with_(exp=e)
@@ -279,15 +309,110 @@ class _Quantizer:
         cnt = int(np.prod(self.g.types[n.inputs[0]].shape[2:]))
         self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
 
-    def q_add(self, n):
+    def _pow2_requant(self, n, j, bound):
+        """Requantisation by exactly 2**j (m = 2**j or k = -j), refused when bound * m + round does
+        not fit 31 bits."""
+        m, k = (1 << j, 0) if j >= 0 else (1, -j)
+        if bound * m + (1 << (k - 1) if k else 0) >= 2**31:
+            raise LbcError(f"{n.op} {n.name!r}: its operand and output scales are 2^{abs(j)} apart; the "
+                           f"accumulator (up to {bound}) cannot be rescaled exactly in 32 bits")
+        n.attrs.update(m=(m,), k=(k,), lo=-128, hi=127)
+
+    def q_resize(self, n):
+        if n.attr("mode") != "nearest":
+            raise LbcError(f"cannot quantise resize node {n.name!r}: only nearest resizing has an integer form")
+        self.q_same_exp(n)
+
+    def _reduce_sum(self, n, count_divides):
+        cnt = int(np.prod([self.g.types[n.inputs[0]].shape[a] for a in n.attr("axes")]))
+        real = 2.0**-self.e(n.inputs[0]) / (cnt if count_divides else 1) / 2.0**-self.e(n.outputs[0])
+        self._requant(n, real, 128 * cnt)
+
+    def q_reduce_sum(self, n):
+        self._reduce_sum(n, False)
+
+    def q_reduce_mean(self, n):
+        self._reduce_sum(n, True)
+
+    def q_matmul(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]
         ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
-        big = max(ea, eb)
-        sa, sb = big - ea, big - eb
-        n.attrs.update(sa=sa, sb=sb)
-        self._requant(n, 2.0**(self.e(n.outputs[0]) - big), (128 << sa) + (128 << sb))
+        k = self.g.types[n.inputs[0]].shape[-1]
+        self._requant(n, 2.0**(self.e(n.outputs[0]) - ea - eb), 128 * 128 * k)
+
+    def q_fake_quant(self, n):
+        """A Q/DQ pair on lbc's own grid (scale 2**-exp, zero point 0, int8 range) is what the integer
+        graph does anyway: the pair disappears. Other Q/DQ pairs have no integer form."""
+        e = self.e(n.inputs[0])
+        if (n.attr("scale") != (2.0**-e,) or n.attr("zero_point") != (0.0,) or
+                (n.attr("qmin"), n.attr("qmax")) != (-128, 127)):
+            raise LbcError(f"cannot quantise the QuantizeLinear/DequantizeLinear pair {n.name!r}: lbc implements "
+                           f"pairs with one power-of-two scale, zero point 0 and int8 values")
+        self.exps[n.outputs[0]] = e
+        for m in self.g.nodes:
+            m.inputs = [n.inputs[0] if i == n.outputs[0] else i for i in m.inputs]
+        self.g.outputs = [n.inputs[0] if o == n.outputs[0] else o for o in self.g.outputs]
+
+    def q_add(self, n):
+        n.inputs = [self._activation(i, n) for i in n.inputs]
+        self._aligned(n, n.inputs[0], n.inputs[1], lambda a, b: a + b)
 
     def q_mul(self, n):
         n.inputs = [self._activation(i, n) for i in n.inputs]
         ea, eb = self.e(n.inputs[0]), self.e(n.inputs[1])
-        self._requant(n, 2.0**(self.e(n.outputs[0]) - ea - eb), 128 * 128)
+        self._pow2_requant(n, self.e(n.outputs[0]) - ea - eb, 128 * 128)
+
+    def _aligned(self, n, a, b, combine):
+        """Shifts sa, sb that bring operands a, b (node inputs) to their larger exp, and the exact
+        requantisation from that exp to the output's; combine(bound_a, bound_b) bounds the accumulator."""
+        ea, eb = self.e(a), self.e(b)
+        big = max(ea, eb)
+        sa, sb = big - ea, big - eb
+        n.attrs.update(sa=sa, sb=sb)
+        self._pow2_requant(n, self.e(n.outputs[0]) - big, combine(128 << sa, 128 << sb))
+
+    def _minmax(self, n):
+        n.inputs = [self._activation(i, n) for i in n.inputs]
+        self._aligned(n, n.inputs[0], n.inputs[1], max)
+
+    q_max = q_min = _minmax
+
+    def q_prelu(self, n):
+        self.q_same_exp(n)
+        x, slope = self.g.types[n.inputs[0]], self.g.consts[n.inputs[1]].astype(np.float64)
+        full = np.broadcast_to(slope.reshape((1,) * (len(x.shape) - slope.ndim) + slope.shape), x.shape)
+        varying = [ax for ax in range(1, len(x.shape)) if np.ptp(full, axis=ax).max(initial=0) > 0]
+        if len(varying) > 1:
+            raise LbcError(f"prelu {n.name!r}: the slope varies along axes {varying}; the integer form takes one "
+                           f"slope per channel along one axis")
+        axis = varying[0] if varying else 1
+        idx = [0] * len(x.shape)
+        if varying:
+            idx[axis] = slice(None)
+        per = np.atleast_1d(full[tuple(idx)])
+        mk = [choose_multiplier(abs(float(v)), 128) for v in per]
+        n.attrs.update(axis=axis, m=tuple(m if v >= 0 else -m for (m, _), v in zip(mk, per)),
+                       k=tuple(k for _, k in mk))
+        n.inputs = n.inputs[:1]  # the slope lives on in m, k
+
+    def _compare(self, n):
+        a, b = n.inputs
+        if self.g.is_const(a):
+            a = self._activation(a, n, self.e(b))
+        if self.g.is_const(b):
+            b = self._activation(b, n, self.e(a))
+        n.inputs = [a, b]
+        ea, eb = self.e(a), self.e(b)
+        n.attrs.update(sa=max(ea, eb) - ea, sb=max(ea, eb) - eb)
+
+    q_equal = q_less = q_greater = q_greater_equal = q_less_equal = _compare
+
+    def _mask_only(self, n):
+        """not/and/or: bool in, bool out; nothing to quantise."""
+
+    q_not = q_and = q_or = _mask_only
+
+    def q_where(self, n):
+        cond, a, b = n.inputs
+        n.inputs = [cond, self._activation(a, n), self._activation(b, n)]
+        self._aligned(n, n.inputs[1], n.inputs[2], max)

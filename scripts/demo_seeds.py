@@ -1,5 +1,6 @@
-"""`make demo`, the seed systems: BitNetMCU on the CH32V003 (rv32ec), the NES MLP (nes) and the
-pentary CNN (pentary). For each, from the committed model files and the installed data sets (no
+"""`make demo`, the seed systems: BitNetMCU on the CH32V003 (rv32ec), the NES MLP and CNN (nes), the
+pentary CNN (pentary) and the Fashion-MNIST CNNs on the CH32V003 (rv32ec). For each, from the committed
+model files and the installed data sets (no
 torch, no keras, no downloads):
 
   float      the float model in lbc's reference interpreter
@@ -11,7 +12,7 @@ torch, no keras, no downloads):
 all over the whole test split, with firmware size and cycles per inference. A target that is not in
 this tree (or a model that does not fit) is reported and skipped.
 
-    python scripts/demo_seeds.py [bitnetmcu|nes_mlp|pentary_cnn ...]
+    python scripts/demo_seeds.py [bitnetmcu|nes_mlp|nes_cnn|pentary_cnn ...]
 """
 
 import importlib.util
@@ -52,9 +53,19 @@ def nes_data():
     return xtr[:256], xte, yte
 
 
-def pentary_data():
-    xtr, xte, ytr, yte = _module("pentary_cnn").load()
-    return xtr[:256], xte, yte
+def digits_8x8(folder):
+    def load():
+        xtr, xte, ytr, yte = _module(folder).load()
+        return xtr[:256], xte, yte
+    return load
+
+
+def fashion_data(folder):
+    def load():
+        d = _module(folder)
+        x, y = d.load("test")
+        return d.calibration(), x, y
+    return load
 
 
 @dataclass
@@ -74,8 +85,16 @@ SEEDS = [
          "qat.pt2", "Fashion-MNIST 16x16 (Debian dataset-fashion-mnist), test split", bitnet_data),
     Seed("nes_mlp", "NES MLP: Keras 49-49-24-10, ternary", "nes", "ternary", "model.keras", "qat.pt2",
          "scikit-learn digits resized to 7x7, held-out split", nes_data),
+    Seed("nes_cnn", "NES CNN: conv-maxpool-conv-maxpool-dense, ternary", "nes", "ternary", "float.pt2", "qat.pt2",
+         "scikit-learn digits 8x8, held-out split", digits_8x8("nes_cnn")),
     Seed("pentary_cnn", "pentary CNN: conv-conv-dense, balanced base-5 weights", "pentary", "pentary", "float.pt2",
-         "qat.pt2", "scikit-learn digits 8x8, held-out split", pentary_data),
+         "qat.pt2", "scikit-learn digits 8x8, held-out split", digits_8x8("pentary_cnn")),
+    Seed("fashion_dwsep", "depthwise-separable CNN on Fashion-MNIST 16x16, int4, CH32V003 (patch-based first layers)",
+         "rv32ec", "int4", "float.pt2", "qat.pt2", "Fashion-MNIST 16x16 (Debian dataset-fashion-mnist), test split",
+         fashion_data("fashion_dwsep")),
+    Seed("fashion_cnn28", "CNN on full 28x28 Fashion-MNIST, int4, CH32V003 2 KB RAM thanks to patch-based execution",
+         "rv32ec", "int4", "float.pt2", "qat.pt2", "Fashion-MNIST 28x28 (Debian dataset-fashion-mnist), test split",
+         fashion_data("fashion_cnn28")),
 ]
 
 

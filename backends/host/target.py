@@ -16,10 +16,11 @@ import numpy as np
 from lbc.backends.base import (Namer, Target, WEIGHT_CODE, c_array, comment_safe, find_tool, header_lines,
                                pack_rows, packed_row_bytes, template_env)
 from lbc.errors import InternalError, ToolchainError
-from lbc.ir.ops import OPS
+from lbc.ir.ops import OPS, TABLE_OPS
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"
+RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h", "lbc_pointwise.c", "lbc_pointwise.h")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 
 
@@ -110,26 +111,65 @@ class _Lowering:
         shape = self._shape(n.inputs[0])
         s.update(channels=shape[0], spatial=int(np.prod(shape[1:])), q=self.requant(n, base))
 
-    def _binary(self, n, s, base, opcode):
+    def _broadcast(self, n, s, names=("a", "b")):
+        """Output shape and per-operand element strides (0 along a broadcast axis), batch axis dropped."""
         out = self.g.types[n.outputs[0]].shape
         rank = len(out)
-        strides = []
-        for t in n.inputs:
+        for t, key in zip(n.inputs[-len(names):], names):
             shp = (1,) * (rank - len(self.g.types[t].shape)) + tuple(self.g.types[t].shape)
             st, acc = [0] * rank, 1
             for d in range(rank - 1, -1, -1):
                 st[d] = 0 if shp[d] == 1 and out[d] != 1 else acc
                 acc *= shp[d]
-            strides.append(st[1:])
-        s.update(a=self.ptr(n.inputs[0]), b=self.ptr(n.inputs[1]), rank=rank - 1, shape=_ints(out[1:]),
-                 astride=_ints(strides[0]), bstride=_ints(strides[1]), sa=n.attr("sa") if opcode == 0 else 0,
-                 sb=n.attr("sb") if opcode == 0 else 0, opcode=opcode, q=self.requant(n, base))
+            s[key] = self.ptr(t)
+            s[key + "stride"] = _ints(st[1:])
+        s.update(rank=rank - 1, shape=_ints(out[1:]))
+
+    def _binary(self, n, s, base, opcode):
+        self._broadcast(n, s)
+        aligned = "sa" in OPS[n.op].attrs
+        s.update(sa=n.attr("sa") if aligned else 0, sb=n.attr("sb") if aligned else 0, opcode=opcode,
+                 q=self.requant(n, base))
 
     def l_add(self, n, s, base):
         self._binary(n, s, base, 0)
 
     def l_mul(self, n, s, base):
         self._binary(n, s, base, 1)
+
+    def l_max(self, n, s, base):
+        self._binary(n, s, base, 2)
+
+    def l_min(self, n, s, base):
+        self._binary(n, s, base, 3)
+
+    def _compare(self, n, s, base):
+        self._broadcast(n, s)
+        s.update(sa=n.attr("sa"), sb=n.attr("sb"), opcode={"equal": 0, "less": 1, "greater": 2, "greater_equal": 3,
+                                                          "less_equal": 4}[n.op])
+
+    l_equal = l_less = l_greater = l_greater_equal = l_less_equal = _compare
+
+    def _logic(self, n, s, base):
+        self._broadcast(n, s)
+        s["opcode"] = {"and": 0, "or": 1}[n.op]
+
+    l_and = l_or = _logic
+
+    def l_not(self, n, s, base):
+        self._size(n, s)
+
+    def l_where(self, n, s, base):
+        self._broadcast(n, s, ("c", "a", "b"))
+        s.update(sa=n.attr("sa"), sb=n.attr("sb"), q=self.requant(n, base))
+
+    def l_prelu(self, n, s, base):
+        shape = self.g.types[n.inputs[0]].shape
+        ax = n.attr("axis")
+        s.update(outer=int(np.prod(shape[1:ax])), channels=shape[ax], inner=int(np.prod(shape[ax + 1:])),
+                 q={"m": self.add_const(f"{base}_m", "int32_t", n.attr("m"), f"{n.name} negative-side multipliers"),
+                    "k": self.add_const(f"{base}_k", "uint8_t", n.attr("k"), f"{n.name} shifts"),
+                    "n": len(n.attr("m")), "lo": -128, "hi": 127})
 
     def _size(self, n, s):
         s["n"] = self.g.types[n.outputs[0]].size
@@ -146,11 +186,9 @@ class _Lowering:
         self._size(n, s)
         s.update(lo=n.attr("lo"), hi=n.attr("hi"))
 
-    def _table(self, n, s, base):
+    def l_table(self, n, s, base):
         self._size(n, s)
-        s["table"] = self.add_const(f"{base}_table", "int8_t", n.attr("table"), f"{n.op} lookup table")
-
-    l_sigmoid = l_tanh = _table
+        s["table"] = self.add_const(f"{base}_table", "int8_t", n.attr("table"), f"{n.attr('fn')} lookup table")
 
     def l_reshape(self, n, s, base):
         s["n"] = self.g.types[n.outputs[0]].size  # planned in place: x == y, nothing to do
@@ -187,7 +225,7 @@ class HostTarget(Target):
     name = "host"
     description = "portable C99 for the build machine (the reference C backend)"
     default_quant = "int8"
-    ops = frozenset(op for op, d in OPS.items() if d.int_fn is not None or d.layout)
+    ops = frozenset(op for op, d in OPS.items() if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op)) | TABLE_OPS
 
     max_inputs = None
     max_outputs = None
@@ -216,13 +254,13 @@ class HostTarget(Target):
         env = template_env(HERE / "templates")
         for name in ("model.c", "model.h", "main.c"):
             (outdir / name).write_text(env.get_template(name + ".j2").render(**ctx))
-        for name in ("lbc_ops.c", "lbc_ops.h"):
+        for name in RUNTIME_FILES:
             shutil.copyfile(RUNTIME_C / name, outdir / name)
-        return {"files": ["model.c", "model.h", "main.c", "lbc_ops.c", "lbc_ops.h"]}
+        return {"files": ["model.c", "model.h", "main.c", *RUNTIME_FILES]}
 
     def build(self, outdir):
         cc = find_tool("cc", "gcc")
-        cmd = [cc, *CFLAGS, "-o", "model", "main.c", "model.c", "lbc_ops.c"]
+        cmd = [cc, *CFLAGS, "-o", "model", "main.c", "model.c", *(f for f in RUNTIME_FILES if f.endswith(".c"))]
         r = subprocess.run(cmd, cwd=outdir, capture_output=True, text=True)
         if r.returncode:
             raise InternalError(f"the generated C failed to compile:\n{r.stderr.strip()}")
@@ -250,5 +288,5 @@ class HostTarget(Target):
         return (ys[outs[0]["name"]] if len(outs) == 1 else ys), {}
 
 
-_CTYPE = {"i8": "int8_t", "i32": "int32_t"}
-_NUMPY = {"i8": np.int8, "i32": np.int32}
+_CTYPE = {"i8": "int8_t", "i32": "int32_t", "bool": "int8_t"}  # a mask: one byte, 0 or 1
+_NUMPY = {"i8": np.int8, "i32": np.int32, "bool": np.bool_}

@@ -13,7 +13,7 @@ multiply, so a dense layer becomes, per output neuron, one of three kernels:
 
   The carry that `inx` leaves set leaks +1 into the next add; the leaks are exactly accounted for
   by one fix-up per plane (`stx t ; sbc t ; bcs *+3 ; dex`), which is valid when the value
-  Z = 255*X0 + S + C0 stays in [2, 65279] for every possible input (proved per neuron from the
+  Z = 255*X0 + S + C0 stays in [2, 65279] (CHAIN_ZMIN, CHAIN_ZMAX) for every possible input (proved per neuron from the
   weight signs and the input range, by choosing the start value X0). See `_chain_math` below.
 * **loop** (loops over packed weights): per neuron and plane a bit mask of the positive and of the
   negative weights (2 bits per weight and plane), walked by one small routine per layer that adds
@@ -165,6 +165,15 @@ def layout(code, offset):
 class Loc:
     expr: str
     zp: bool
+    y: bool = False  # indexed by Y (expr,y: absolute, 3 bytes)
+
+    @property
+    def operand(self):
+        return f"{self.expr},y" if self.y else self.expr
+
+    @property
+    def bytes(self):
+        return 3 if self.y or not self.zp else 2
 
 
 class Tmp:
@@ -180,10 +189,11 @@ class Tmp:
     mn = "lbc_mn"
     wp = "lbc_wp"
     pm, pmh, pn, pnh = "lbc_pm", "lbc_pmh", "lbc_pn", "lbc_pnh"
+    ip, op, rc, cc = "lbc_ip", "lbc_op", "lbc_rc", "lbc_cc"  # window loops: input/output index, counters
     ALL = (("lbc_t", 1), ("lbc_h", 1), ("lbc_t0", 1), ("lbc_t1", 1), ("lbc_a0", 1), ("lbc_a1", 1),
            ("lbc_a2", 1), ("lbc_mp", 1), ("lbc_mn", 1), ("lbc_wp", 2), ("lbc_pm", 2), ("lbc_pmh", 2),
-           ("lbc_pn", 2), ("lbc_pnh", 2))
-    BYTES = 19
+           ("lbc_pn", 2), ("lbc_pnh", 2), ("lbc_ip", 1), ("lbc_op", 1), ("lbc_rc", 1), ("lbc_cc", 1))
+    BYTES = 23
 
     @classmethod
     def used(cls, lines):
@@ -205,6 +215,18 @@ MACROS = """; PLUS u / MINUS u: A +/-= u, the carry (borrow) counted in X: 6 cyc
 .endmacro
 .macro MINUS u
     sbc u
+    bcs *+3
+    dex
+.endmacro
+; PLUSY u / MINUSY u: the same on u,y (the window kernels: Y = the window's position): 7 cycles, 8 when
+; it carries (one more when u+y crosses a page), 6 bytes
+.macro PLUSY u
+    adc u,y
+    bcc *+3
+    inx
+.endmacro
+.macro MINUSY u
+    sbc u,y
     bcs *+3
     dex
 .endmacro"""
@@ -300,7 +322,9 @@ def plan_requant(rmin, rmax, K, m, k, lo, hi, o_out):
     B = None
     for j in ((k, 8) if k > 8 else (k,)):
         cand = base_for(j)
-        if H - cand <= 0xFFFF:
+        # D = raw - B must fit 16 bits up to H; with a 16-bit raw (no third byte to test) up to rmax too,
+        # since the high clamp compares D itself
+        if H - cand <= 0xFFFF and (rmax > 0xFFFF or rmax - cand <= 0xFFFF):
             B = cand
             break
     if B is None:
@@ -335,6 +359,8 @@ def simulate_requant(p, raw):
             out = np.where(raw >= t, v, out)
         return out
     D = raw - p.B
+    if raw.size and raw.max() <= 0xFFFF:  # a 16-bit raw: the code forms D modulo 2**16
+        D = D & 0xFFFF
     if p.k >= 8:
         hi16 = (D * p.m) >> 8
         y = ((hi16 + p.c_hi) >> (p.k - 8)) & 0xFF
@@ -523,6 +549,28 @@ def emit_multiply(c, p, call=False):
         c.ins(f"lda {sql},y", 3)
         c.ins(f"sbc {nql},y", 3)
         return
+    if p.dmax <= 0xFF:  # D_h = 0 wherever the multiply runs: one 8x8 product, P1 = 0
+        c.imp("sec")
+        c.ins(f"lda {sql},y", 3)
+        c.ins(f"sbc {nql},y", 3)
+        if p.k >= 8:
+            c.ins(f"lda {sqh},y", 3)  # floor(D*m / 256)
+            c.ins(f"sbc {nqh},y", 3)
+            if p.c_hi:
+                c.imm("ldx", 0)
+                _emit_chi(c, p)
+                emit_shift(c, p.k - 8, table=True)
+            else:
+                for _ in range(p.k - 8):
+                    c.imp("lsr a")
+            return
+        c.zp("sta", Tmp.t0)
+        c.ins(f"lda {sqh},y", 3)
+        c.ins(f"sbc {nqh},y", 3)
+        c.imp("tax")
+        c.zp("lda", Tmp.t0)
+        emit_shift(c, p.k, table=True)
+        return
     if p.k >= 8:
         c.imp("sec")  # P0 = D_l*m: only its high byte (and the borrow into it) matters
         c.ins(f"lda {sql},y", 3)
@@ -578,13 +626,20 @@ def _cmp24_lt(c, value, target, ok):
     c.label(ok)
 
 
-def emit_requant(c, p, out, lab, raw24=False, call=False):
+def _store(c, out, store_y):
+    if store_y:
+        c.zp("ldy", store_y)
+    c.ins(f"sta {out.operand}", out.bytes)
+
+
+def emit_requant(c, p, out, lab, raw24=False, call=False, store_y=None):
     """Requantise the raw accumulator (X:A, or lbc_a0..a2 when raw24) and store the byte at `out`.
-    `call`: the multiply goes through the shared routine (smaller, ~30 cycles slower)."""
+    `call`: the multiply goes through the shared routine (smaller, ~30 cycles slower). `store_y`: a
+    zero-page byte loaded into Y before the store (`out` indexed by Y; the requant clobbers Y)."""
     store = f"{lab}_st"
     if p.kind == "const":
         c.imm("lda", p.value)
-        c.mem("sta", out)
+        _store(c, out, store_y)
         return
     if p.kind == "thresholds":
         stubs = []
@@ -604,7 +659,7 @@ def emit_requant(c, p, out, lab, raw24=False, call=False):
             if tgt != stubs[-1][0]:
                 c.jmp(store)
         c.label(store)
-        c.mem("sta", out)
+        _store(c, out, store_y)
         return
     # multiply path
     sat_lo, sat_hi = f"{lab}_lo", f"{lab}_hi"
@@ -646,7 +701,7 @@ def emit_requant(c, p, out, lab, raw24=False, call=False):
             c.label(sat_lo)
             c.imm("lda", p.lo_s)
         c.label(store)
-    c.mem("sta", out)
+    _store(c, out, store_y)
 
 
 def _emit_checks24(c, p, sat_lo, sat_hi, lab):
@@ -668,6 +723,33 @@ def _emit_checks24(c, p, sat_lo, sat_hi, lab):
         _cmp16_ge(c, "y", p.DH, sat_hi, f"{lab}_ok2")
 
 
+# ------------------------------------------------------------------------------------- byte maps
+
+
+def emit_map(c, src, dst, n, how, lab):
+    """dst[i] = f(src[i]) for i < n, one loop per 256 bytes (X = i). `how`: None (copy), "flip"
+    (eor #$80: a biased store to a signed one or back), "relu" / "relu_biased" (max(x, 0) of a signed /
+    biased byte, stored signed) or the label of a 256-byte table indexed by the byte."""
+    for base in range(0, n, 256):
+        cnt = min(256, n - base)
+        c.imm("ldx", 0)
+        c.label(f"{lab}_m{base}")
+        c.absx("lda", f"a:{src}+{base},x")  # a: absolute addressing even when the arena is in the zero page
+        if how in ("flip", "relu_biased"):
+            c.imm("eor", 0x80)
+        if how in ("relu", "relu_biased"):
+            c.br("bpl", "*+4")
+            c.imm("lda", 0)
+        elif how not in (None, "flip"):
+            c.imp("tay")
+            c.absx("lda", f"{how},y")
+        c.absx("sta", f"a:{dst}+{base},x")
+        c.imp("inx")
+        if cnt < 256:
+            c.imm("cpx", cnt)
+        c.br("bne", f"{lab}_m{base}")
+
+
 # ------------------------------------------------------------------------------------- unrolled
 
 
@@ -687,37 +769,53 @@ def _plane_range(terms, ul, uh):
     return lo, hi
 
 
+CHAIN_ZMIN, CHAIN_ZMAX = 2, 65279  # a leaky chain is exact while Z stays in [CHAIN_ZMIN, CHAIN_ZMAX]
+CHAIN_DOUBLE_MAX = 0x7FFF  # raw must double between planes without losing bit 15
+ACC16_MAX, ACC24_MAX = 0xFFFF, 0xFFFFFF  # the loop and table kernels' raw sums are proven to stay within these
+
+
+def unrolled_chain_range(planes, X0, ul, uh):
+    """The extremes of the chain started at X0 over every input in [ul, uh]:
+    (lowest Z, highest Z, highest raw before a doubling, off, vlo, vhi), raw = V + off in [vlo+off, vhi+off]."""
+    zmin, zmax, dbl = None, None, None
+    vlo = vhi = off = 0
+    for idx, (p, terms) in enumerate(planes):
+        slo, shi = _plane_range(terms, ul, uh)
+        if idx == 0:
+            vlo, vhi = slo, shi
+            zlo, zhi = 255 * X0 + vlo, 255 * X0 + vhi
+            off = 255 * X0 - 1
+        else:
+            dbl = vhi + off if dbl is None else max(dbl, vhi + off)
+            if not terms:
+                vlo, vhi, off = 2 * vlo, 2 * vhi, 2 * off
+                continue
+            zlo, zhi = 2 * (vlo + off) + slo, 2 * (vhi + off) + shi
+            vlo, vhi, off = 2 * vlo + slo, 2 * vhi + shi, 2 * off - 1
+        zmin = zlo if zmin is None else min(zmin, zlo)
+        zmax = zhi if zmax is None else max(zmax, zhi)
+    return zmin, zmax, dbl, off, vlo, vhi
+
+
+def chain_exact(zmin, zmax, dbl):
+    return zmin >= CHAIN_ZMIN and zmax <= CHAIN_ZMAX and (dbl is None or dbl <= CHAIN_DOUBLE_MAX)
+
+
 def unrolled_chain_plan(planes, ul, uh, prefer=None):
     """Choose X0 for the first plane so that every leaky chain stays provably exact.
 
     Returns (X0, off, rmin, rmax) with raw = V + off, V = sum(w*u), or None if 16 bits cannot hold
     it. Math: a chain started at Q0 = 256*X0 + A0 with carry C0 = 0 ends with
-    (after the fix-up) raw = Z - 1, Z = Q0 + S + C0 - X0, provided Z is in [2, 65279].
-    `prefer(off) -> bool`: among the feasible X0, take the first whose offset it accepts."""
+    (after the fix-up) raw = Z - 1, Z = Q0 + S + C0 - X0, provided Z is in [CHAIN_ZMIN, CHAIN_ZMAX]
+    = [2, 65279] for every plane and input (tests/nes/test_nes_proof_edges.py runs neurons at both
+    ends and one past them). `prefer(off) -> bool`: among the feasible X0, take the first whose offset
+    it accepts."""
     if not planes:
         return 0, 0, 0, 0
     first = None
     for X0 in range(256):
-        ok, vlo, vhi, off = True, 0, 0, None
-        for idx, (p, terms) in enumerate(planes):
-            slo, shi = _plane_range(terms, ul, uh)
-            if idx == 0:
-                vlo, vhi = slo, shi
-                zlo, zhi = 255 * X0 + vlo, 255 * X0 + vhi
-                off = 255 * X0 - 1
-            else:
-                if vhi + off > 0x7FFF:  # raw must double without losing bit 15
-                    ok = False
-                    break
-                if not terms:
-                    vlo, vhi, off = 2 * vlo, 2 * vhi, 2 * off
-                    continue
-                zlo, zhi = 2 * (vlo + off) + slo, 2 * (vhi + off) + shi
-                vlo, vhi, off = 2 * vlo + slo, 2 * vhi + shi, 2 * off - 1
-            if zlo < 2 or zhi > 65279:
-                ok = False
-                break
-        if ok:
+        zmin, zmax, dbl, off, vlo, vhi = unrolled_chain_range(planes, X0, ul, uh)
+        if chain_exact(zmin, zmax, dbl):
             if first is None:
                 first = (X0, off, vlo + off, vhi + off)
             if prefer is None or prefer(off):
@@ -737,7 +835,8 @@ def emit_unrolled_neuron(c, planes, X0, in_locs, lab=None):
             if lab:
                 c.label(f"{lab}_c")
             if pos:
-                c.mem("lda", in_locs[pos[0][0]])
+                loc = in_locs[pos[0][0]]
+                c.ins(f"lda {loc.operand}", loc.bytes)
                 rest = [t for t in terms if t is not pos[0]]
             else:
                 c.imm("lda", 0)
@@ -759,8 +858,9 @@ def emit_unrolled_neuron(c, planes, X0, in_locs, lab=None):
             rest = terms
         for i, s in rest:
             loc = in_locs[i]
-            n = 2 if loc.zp else 3
-            c.ins(f"{'PLUS ' if s > 0 else 'MINUS'} {loc.expr}", n + 3, branch_at=n)
+            n = loc.bytes
+            mac = ("PLUS" if s > 0 else "MINUS") + ("Y" if loc.y else "")
+            c.ins(f"{mac:6} {loc.expr}", n + 3, branch_at=n)
         if idx:
             c.zp("adc", Tmp.h)
             c.br("bcc", "*+3")
@@ -861,8 +961,8 @@ def loop_offset(planes, ul, uh, K):
     off0 = -(vlo // scale) if vlo < 0 else 0
     offf = off0 * scale
     rmin, rmax = vlo + offf, vhi + offf
-    bits = 16 if rmax <= 0xFFFF else 24
-    if rmax > 0xFFFFFF:
+    bits = 16 if rmax <= ACC16_MAX else 24
+    if rmax > ACC24_MAX:
         return None
     return off0, offf, rmin, rmax, bits
 
@@ -957,7 +1057,7 @@ def table_offset(w, ul, uh, P):
     scale = 1 << (P - 1)
     s0 = -(vlo // scale)
     rmin, rmax = vlo + s0 * scale, vhi + s0 * scale
-    if rmax > 0xFFFF:
+    if rmax > ACC16_MAX:
         return None
     return s0, s0 * scale, rmin, rmax
 

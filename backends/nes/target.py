@@ -24,8 +24,10 @@ import numpy as np
 
 from lbc.backends.base import Namer, Target, comment_safe, header_lines, template_env
 from lbc.backends.nes import lower as L
+from lbc.backends.nes import window as WK
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
-from lbc.ir.quant import quantize_input
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
+from lbc.ir.quant import quantize_input, rounding_shift
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE.parent.parent / "runtime" / "nes"
@@ -34,6 +36,7 @@ PRG_BYTES = 32768  # NROM-256: 2 x 16 KB PRG-ROM at $8000-$FFFF
 VECTOR_BYTES = 6
 RAM_BYTES = 2048  # $0000-$07FF
 STACK_BYTES = 256  # $0100-$01FF
+STACK_USE_BYTES = 4  # lbc_run's own use of the stack (model.inc: at most 4 bytes)
 SHELL_RAM_BYTES = 256  # $0200-$02FF: the demo shell's variables (and room for a game's OAM page)
 ZP_SHELL_BYTES = 32  # zero page kept for the demo shell (and the cc65 runtime in the sim build)
 ZP_MODEL_MAX = 192  # zero page the model may take: scratch + the activation arena when it fits
@@ -44,6 +47,11 @@ MAX_IO_BYTES = 256
 MAX_SAMPLES = 16  # samples taken from --samples for the ROM
 SYNTHETIC_SAMPLES = 4  # without --samples: deterministic random inputs
 WEIGHT_DTYPES = ("ternary", "pentary", "i2", "i4")
+UNSIGNED_OPS = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add"})  # read u = x + o
+# int8 -> int8 through the node's 256-entry `table` (the generic integer form of pointwise functions)
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer form is `table`
+SUPPORTED_OPS = frozenset({"dense", "relu", "reshape", "argmax", "conv2d", "maxpool", "avgpool", "global_avgpool",
+                           "add", "concat"}) | TABLE_OPS
 CYCLES_NTSC_FRAME = 29780
 
 
@@ -73,6 +81,10 @@ class LayerPlan:
     kernel: str = ""
     problems: list = field(default_factory=list)
     allowed: list = field(default_factory=list)
+    positions: int = 1  # window kernels: output positions the code runs at
+    macs: int | None = None  # multiply-accumulates per inference (None: K * M, a dense layer)
+    fused: object = None  # window kernels: the max pooling fused into this convolution
+    shape: str = ""  # what the layer maps, for comments and the report (window kernels)
 
 
 def _round16(n):
@@ -102,6 +114,7 @@ class Lowering:
         self.layers = []
         self.steps = []
         self.needs_tables = False
+        self.pad_bytes = 0  # the padded copy of a window kernel's input (BSS)
         self._plan_storage()
 
     # -------------------------------------------------------------------- storage of activations
@@ -109,33 +122,65 @@ class Lowering:
         return L.Loc(f"lbc_arena+{self.store[t].off + i}", self.arena_zp)
 
     def _plan_storage(self):
+        """Store every tensor as unsigned bytes u = x + o where the kernels add or compare bytes: o = 128
+        for a tensor with negative values, 0 otherwise; graph outputs are stored as they are (o = 0).
+        A reshape shares its input's bytes and store; the graph input is flipped in place (o = 128)
+        when a kernel that needs unsigned bytes reads it (through reshapes too)."""
         g = self.g
-        users = g.consumers()
+        root = {}
+        for n in g.nodes:
+            if n.op == "reshape":
+                root[n.outputs[0]] = root.get(n.inputs[0], n.inputs[0])
+        self.root = root
+        out_roots = {root.get(t, t) for t in g.outputs}
         inp = g.inputs[0]
-        dense_user = any(n.op == "dense" for n in users.get(inp, []))
-        self.flip_input = dense_user
-        self.store[inp] = Store(128 if dense_user else 0, -128, 127, self.offsets[inp])
+        self.flip_input = any(n.op in UNSIGNED_OPS and root.get(t, t) == inp
+                              for n in g.nodes for t in n.inputs[:1] + (n.inputs[1:2] if n.op == "add" else []))
+        self.store[inp] = Store(128 if self.flip_input else 0, -128, 127, self.offsets[inp])
+
+        def biased(lo, t):
+            return 128 if lo < 0 and root.get(t, t) not in out_roots else 0
+
         for n in g.nodes:
             out = n.outputs[0]
-            if n.op == "dense":
+            ins = [self.store.get(t) for t in n.inputs]
+            if n.op in ("dense", "conv2d", "add", "avgpool", "global_avgpool"):
                 lo, hi = n.attr("lo"), n.attr("hi")
-                signed_internal = lo < 0 and out not in g.outputs
-                self.store[out] = Store(128 if signed_internal else 0, lo, hi, self.offsets[out])
+                self.store[out] = Store(biased(lo, out), lo, hi, self.offsets[out])
             elif n.op == "relu":
-                s = self.store[n.inputs[0]]
+                s = ins[0]
                 self.store[out] = Store(0, max(s.vlo, 0), max(s.vhi, 0), self.offsets[out])
             elif n.op == "reshape":
-                s = self.store[n.inputs[0]]
+                s = ins[0]
                 self.store[out] = Store(s.o, s.vlo, s.vhi, self.offsets[out])
+            elif n.op == "maxpool":
+                s = ins[0]
+                self.store[out] = Store(biased(s.vlo, out), s.vlo, s.vhi, self.offsets[out])
+            elif n.op in TABLE_OPS:
+                s = ins[0]
+                vals = self._table_values(n)[s.vlo + 128:s.vhi + 129]
+                lo, hi = int(vals.min()), int(vals.max())
+                self.store[out] = Store(biased(lo, out), lo, hi, self.offsets[out])
+            elif n.op == "concat":
+                shifts = n.attr("shifts") or (0,) * len(ins)
+                lo = min(int(np.clip(rounding_shift(s.vlo, sh), -128, 127)) for s, sh in zip(ins, shifts))
+                hi = max(int(np.clip(rounding_shift(s.vhi, sh), -128, 127)) for s, sh in zip(ins, shifts))
+                self.store[out] = Store(biased(lo, out), lo, hi, self.offsets[out])
             elif n.op == "argmax":
                 self.store[out] = Store(0, 0, 0, self.offsets[out])
-            for t in n.inputs:
-                if t in g.consts or t not in self.store:
-                    continue
-                st = self.store[t]
-                if n.op == "dense" and st.vlo + st.o < 0:
-                    self.problems.append(f"dense {n.name} reads {t}, a signed graph output; the NES target "
-                                         f"needs dense inputs stored unsigned")
+            else:  # an op the target does not take (check names it): plan the rest as if it were int8
+                self.store[out] = Store(biased(-128, out), -128, 127, self.offsets[out])
+            reads = n.inputs[:2] if n.op == "add" else n.inputs[:1]
+            for t in reads:
+                st = self.store.get(t)
+                if n.op in UNSIGNED_OPS and st is not None and st.vlo + st.o < 0:
+                    self.problems.append(f"{n.op} {n.name} reads {t}, which is also a graph output (stored as "
+                                         f"signed int8); the NES target needs the inputs of {n.op} stored "
+                                         f"unsigned (x + 128)")
+
+    def _table_values(self, n):
+        """The 256 int8 results of a table op, indexed by x + 128."""
+        return np.asarray(n.attr("table"), dtype=np.int64).reshape(-1)
 
     # -------------------------------------------------------------------- dense layers
     def plan_dense(self, idx, n):
@@ -293,22 +338,306 @@ class Lowering:
                 "acc_bits": 16, "mul": uses_mul, "call": call and uses_mul, "shl": shl, "mask_bytes": dbytes,
                 "table_group": g, "table_entries": groups << g}
 
+    # -------------------------------------------------------------------- window kernels (window.py)
+    def _window_geometry(self, n):
+        """(Geometry, weights [M, C/group, kh, kw], bias, group, dtype) of a conv2d or average pooling."""
+        g = self.g
+        _, C, H, W = g.types[n.inputs[0]].shape
+        if n.op == "conv2d":
+            w = np.asarray(g.consts[n.inputs[1]], dtype=np.int64)
+            b = (np.asarray(g.consts[n.inputs[2]], dtype=np.int64) if len(n.inputs) > 2
+                 else np.zeros(w.shape[0], np.int64))
+            geo = WK.Geometry(C, H, W, w.shape[2], w.shape[3], *n.attr("strides"), *n.attr("dilations"),
+                              tuple(n.attr("pads")))
+            return geo, w, b, n.attr("group"), g.types[n.inputs[1]].dtype.name
+        if n.op == "avgpool":
+            (kh, kw), st, pads = n.attr("kernel"), n.attr("strides"), tuple(n.attr("pads"))
+        else:  # global_avgpool
+            (kh, kw), st, pads = (H, W), (1, 1), (0, 0, 0, 0)
+        geo = WK.Geometry(C, H, W, kh, kw, st[0], st[1], 1, 1, pads)
+        return geo, np.ones((C, 1, kh, kw), np.int64), np.zeros(C, np.int64), C, "pool"
+
+    def plan_window(self, idx, n, pool=None):
+        """conv2d / avgpool / global_avgpool: per output channel a proven 16-bit chain over the window,
+        in a loop over the output positions (see window.py). `pool`: a max pooling (kernel = stride, no
+        padding) that reads only this layer's output, fused: the requantisation is monotone, so the
+        maximum of the raw sums over each pooling window is requantised once (lp.fused says whether
+        it was; channels that need 24 bits are not fused)."""
+        g = self.g
+        x, out = n.inputs[0], n.outputs[0]
+        geo, w, b, group, dtype = self._window_geometry(n)
+        M, cg = w.shape[:2]
+        mg = M // group
+        kp = pool.attr("kernel")[0] if pool is not None else 1
+        PH, PW = geo.OH // kp, geo.OW // kp
+        lp = LayerPlan(n, f"lbc_L{idx}", cg * geo.kh * geo.kw, M, int(np.count_nonzero(w)),
+                       int(w.size - np.count_nonzero(w)), dtype, positions=PH * kp * PW * kp)
+        lp.fused = pool
+        lp.macs = geo.OH * geo.OW * int(w.size)
+        lp.shape = (f"{geo.C}x{geo.H}x{geo.W} -> {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
+                    + (f", then max pooling {kp}x{kp} -> {M}x{PH}x{PW}" if pool is not None else ""))
+        probs = geo.problems(f"{n.op} {n.name}")
+        if probs:
+            self.problems += probs
+            return lp
+        si, so = self.store[x], self.store[pool.outputs[0] if pool is not None else out]
+        ul, uh = si.urange
+        if geo.padded:  # the padding bytes hold the stored 0
+            ul, uh = min(ul, si.o), max(uh, si.o)
+            self.pad_bytes = max(self.pad_bytes, geo.C * geo.plane)
+        src = "lbc_pad" if geo.padded else f"lbc_arena+{si.off}"
+        ms = np.broadcast_to(np.asarray(n.attr("m"), dtype=np.int64), (M,))
+        ks = np.broadcast_to(np.asarray(n.attr("k"), dtype=np.int64), (M,))
+        lo, hi = n.attr("lo"), n.attr("hi")
+        subs = [a * geo.sh * geo.Wp + c * geo.sw for a in range(kp) for c in range(kp)]  # pooled positions
+        chans = []
+        for m in range(M):
+            gi = m // mg
+            vec = w[m].reshape(-1)
+            taps = [geo.tap(gi * cg + c, i, j) for c in range(cg) for i in range(geo.kh) for j in range(geo.kw)]
+            parts = WK.split_chains(vec, ul, uh)
+            if parts is None:
+                self.problems.append(f"{n.op} {n.name}: output channel {m} needs more than a 24-bit accumulator")
+                return lp
+            if pool is not None and len(parts) > 1:
+                return self.plan_window(idx, n)  # the fused maximum compares 16-bit sums
+            off, rmin, rmax = (sum(pt[k] for pt in parts) for k in (3, 4, 5))
+            Kb = int(b[m]) - si.o * int(vec.sum())
+            try:
+                rq = L.plan_requant(rmin, rmax, Kb - off, int(ms[m]), int(ks[m]), lo, hi, so.o)
+            except TargetError as e:
+                self.problems.append(f"{n.op} {n.name}: output channel {m}: {e}")
+                return lp
+            L.verify_requant(rq, rmin, rmax, Kb - off, int(ms[m]), int(ks[m]), lo, hi, so.o)
+            chains = [(planes, X0) for _, planes, X0, *_ in parts if planes]  # an all-zero run adds 0
+            chans.append((chains, taps, len(parts) > 1, rq, rmin, rmax, Kb - off))
+        for call in (False, True):
+            code, body = L.Code(), L.Code()
+            if geo.padded:
+                WK.emit_pad_copy(code, geo, f"lbc_arena+{si.off}", si.o, f"{lp.name}p")
+            adds = chain_bytes = 0
+            cyc = 0.0
+            acc24 = False
+            for m, (parts, taps, wide, rq, rmin, rmax, K) in enumerate(chans):
+                lab = f"{lp.name}n{m}"
+                acc24 |= wide
+                body.comment(f"channel {m}: raw in [{rmin}, {rmax}], acc = raw {'+' if K >= 0 else '-'} {abs(K)}"
+                             + (f", {len(parts)} chains summed into 24 bits" if wide else "")
+                             + (f", the maximum over {len(subs)} positions" if len(subs) > 1 else ""))
+                if rq.kind != "const" and parts:
+                    body.zp("ldy", L.Tmp.ip)
+                    before = body.size
+                    for si_, sub in enumerate(subs):
+                        locs = [L.Loc(f"{src}+{t + sub}", False, y=True) for t in taps]
+                        for pi, (planes, X0) in enumerate(parts):
+                            L.emit_unrolled_neuron(body, planes, X0, locs)
+                            n_adds = sum(len(t) for _, t in planes)
+                            adds += n_adds
+                            cyc += 7.3 * n_adds + 15 + 30 * (len(planes) - 1)
+                            if wide:
+                                WK.emit_sum24(body, first=pi == 0)
+                        if len(subs) > 1:
+                            if si_ == 0:
+                                body.zp("sta", L.Tmp.t0)
+                                body.zp("stx", L.Tmp.t1)
+                            else:
+                                WK.emit_max16(body, si_ == len(subs) - 1, f"{lab}_x{si_}")
+                            cyc += 12
+                    chain_bytes += body.size - before
+                L.emit_requant(body, rq, L.Loc(f"lbc_arena+{so.off + m * PH * PW}", False, y=True), lab,
+                               raw24=wide and rq.kind != "const", call=call, store_y=L.Tmp.op)
+                cyc += _est_requant_cycles(rq) + 6 + (32 if call and rq.kind == "multiply" else 0)
+            WK.emit_position_loop(code, geo, body, lp.name, kp)
+            mul = any(rq.kind == "multiply" for _, _, _, rq, *_ in chans)
+            shl = {L.shift_table_used(rq.k, call) for _, _, _, rq, *_ in chans if rq.kind == "multiply"} - {None}
+            lp.variants[("fused" if pool is not None else "window") + ("_call" if call else "")] = {
+                "code": code, "sub": L.Code(), "data": [], "bytes": code.size, "acc_bits": 24 if acc24 else 16,
+                "cycles": PH * PW * (cyc + 25) + (geo.C * geo.plane * 12 if geo.padded else 0),
+                "mul": mul, "call": call and mul, "adds": adds * PH * PW, "chain_bytes": chain_bytes,
+                "weight_adds": adds // len(subs), "shl": shl}
+        if pool is not None:  # the alternative (less ROM): the plain convolution, then the max pooling
+            plain, mp = self.plan_window(idx, n), self.plan_maxpool(idx, pool, f"{lp.name}m")
+            for name, v in plain.variants.items():
+                code = L.Code()
+                code.extend(v["code"])
+                code.extend(mp.variants["max"]["code"])
+                lp.variants[name] = {**v, "code": code, "bytes": code.size, "cycles": v["cycles"] +
+                                     mp.variants["max"]["cycles"]}
+        return lp
+
+    def _fusable_pool(self, n, users):
+        """A max pooling that alone reads this convolution's output, kernel = stride, no padding."""
+        out = n.outputs[0]
+        if out in self.g.outputs or len(users.get(out, [])) != 1:
+            return False
+        p = users[out][0]
+        k, st = p.attr("kernel"), p.attr("strides")
+        return p.op == "maxpool" and k[0] == k[1] == st[0] == st[1] and not any(p.attr("pads"))
+
+    def plan_maxpool(self, idx, n, name=None):
+        g = self.g
+        x, out = n.inputs[0], n.outputs[0]
+        _, C, H, W = g.types[x].shape
+        (kh, kw), st = n.attr("kernel"), n.attr("strides")
+        geo = WK.Geometry(C, H, W, kh, kw, st[0], st[1], 1, 1, tuple(n.attr("pads")))
+        lp = LayerPlan(n, name or f"lbc_L{idx}", kh * kw, C, 0, 0, "max", positions=geo.OH * geo.OW)
+        lp.macs = 0
+        lp.shape = f"{C}x{H}x{W} -> {C}x{geo.OH}x{geo.OW}, window {kh}x{kw}"
+        probs = geo.problems(f"maxpool {n.name}")
+        if probs:
+            self.problems += probs
+            return lp
+        si, so = self.store[x], self.store[out]
+        code, body = L.Code(), L.Code()
+        if geo.padded:  # byte 0 never wins over an unsigned byte (the input is stored unsigned)
+            self.pad_bytes = max(self.pad_bytes, geo.C * geo.plane)
+            WK.emit_pad_copy(code, geo, f"lbc_arena+{si.off}", 0, f"{lp.name}p")
+        WK.emit_max_body(body, geo, "lbc_pad" if geo.padded else f"lbc_arena+{si.off}", f"lbc_arena+{so.off}",
+                         si.o != so.o)
+        WK.emit_position_loop(code, geo, body, lp.name)
+        lp.variants["max"] = {"code": code, "sub": L.Code(), "data": [], "bytes": code.size, "acc_bits": 8,
+                              "cycles": lp.positions * (25 + C * kh * kw * 8), "mul": False, "call": False,
+                              "adds": 0, "chain_bytes": 0, "shl": set()}
+        return lp
+
+    def plan_add(self, idx, n):
+        """Residual add: raw = (ua << sa) + (ub << sb) in X:A (unsigned, at most 16 bits), requantised per
+        channel; one loop per channel over its positions."""
+        g = self.g
+        a, b, out = n.inputs[0], n.inputs[1], n.outputs[0]
+        shape = tuple(g.types[out].shape)
+        lp = LayerPlan(n, f"lbc_L{idx}", 2, int(np.prod(shape)), 0, 0, "add")
+        lp.macs = 0
+        lp.shape = "x".join(str(d) for d in shape[1:])
+        if tuple(g.types[a].shape) != shape or tuple(g.types[b].shape) != shape:
+            self.problems.append(f"add {n.name}: inputs {list(g.types[a].shape)} and {list(g.types[b].shape)}; the "
+                                 f"NES target adds tensors of the same shape only")
+            return lp
+        per_channel = np.asarray(n.attr("m")).size > 1 or np.asarray(n.attr("k")).size > 1
+        C = shape[1] if per_channel else 1  # the interpreter's requant axis is 1
+        HW = int(np.prod(shape)) // C
+        if HW > 256:
+            self.problems.append(f"add {n.name}: {HW} values per {'channel' if per_channel else 'tensor'}; the NES "
+                                 f"add loop takes at most 256")
+            return lp
+        sa, sb = n.attr("sa"), n.attr("sb")
+        A, B, so = self.store[a], self.store[b], self.store[out]
+        rmin = (A.urange[0] << sa) + (B.urange[0] << sb)
+        rmax = (A.urange[1] << sa) + (B.urange[1] << sb)
+        if rmax > 0xFFFF:
+            self.problems.append(f"add {n.name}: shifts {sa}, {sb} need more than a 16-bit sum")
+            return lp
+        K = -(A.o << sa) - (B.o << sb)
+        ms = np.broadcast_to(np.asarray(n.attr("m"), dtype=np.int64), (C,))
+        ks = np.broadcast_to(np.asarray(n.attr("k"), dtype=np.int64), (C,))
+        lo, hi = n.attr("lo"), n.attr("hi")
+        plans = []
+        for ch in range(C):
+            rq = L.plan_requant(rmin, rmax, K, int(ms[ch]), int(ks[ch]), lo, hi, so.o)
+            L.verify_requant(rq, rmin, rmax, K, int(ms[ch]), int(ks[ch]), lo, hi, so.o)
+            plans.append(rq)
+        for call in (False, True):
+            c = L.Code()
+            for ch, rq in enumerate(plans):
+                lab = f"{lp.name}c{ch}"
+                pa, pb = f"lbc_arena+{A.off + ch * HW}", f"lbc_arena+{B.off + ch * HW}"
+                c.comment(f"channel {ch}: raw = (ua << {sa}) + (ub << {sb}) in [{rmin}, {rmax}], acc = raw - {-K}")
+                c.imm("lda", 0)
+                c.zp("sta", L.Tmp.ip)
+                c.label(f"{lab}_l")
+                if rq.kind != "const":
+                    c.zp("ldy", L.Tmp.ip)
+                    if sa == sb == 0:
+                        c.ins(f"lda {pa},y", 3)
+                        c.imp("clc")
+                        c.ins(f"adc {pb},y", 3)
+                        c.imm("ldx", 0)
+                        c.br("bcc", "*+3")
+                        c.imp("inx")
+                    else:
+                        for ptr, sh, hreg, lreg in ((pa, sa, L.Tmp.t1, L.Tmp.t0), (pb, sb, L.Tmp.h, None)):
+                            c.imm("lda", 0)
+                            c.zp("sta", hreg)
+                            c.ins(f"lda {ptr},y", 3)
+                            for _ in range(sh):
+                                c.imp("asl a")
+                                c.zp("rol", hreg)
+                            if lreg:
+                                c.zp("sta", lreg)
+                        c.imp("clc")
+                        c.zp("adc", L.Tmp.t0)
+                        c.zp("sta", L.Tmp.t0)
+                        c.zp("lda", L.Tmp.t1)
+                        c.zp("adc", L.Tmp.h)
+                        c.imp("tax")
+                        c.zp("lda", L.Tmp.t0)
+                L.emit_requant(c, rq, L.Loc(f"lbc_arena+{so.off + ch * HW}", False, y=True), lab, call=call,
+                               store_y=L.Tmp.ip)
+                c.zp("inc", L.Tmp.ip)
+                c.zp("lda", L.Tmp.ip)
+                c.imm("cmp", HW & 0xFF)
+                c.br("beq", "*+5")
+                c.jmp(f"{lab}_l")
+            mul = any(rq.kind == "multiply" for rq in plans)
+            shl = {L.shift_table_used(rq.k, call) for rq in plans if rq.kind == "multiply"} - {None}
+            lp.variants["add_call" if call else "add"] = {
+                "code": c, "sub": L.Code(), "data": [], "bytes": c.size, "acc_bits": 16, "mul": mul,
+                "call": call and mul, "adds": 0, "chain_bytes": 0, "shl": shl,
+                "cycles": HW * sum(40 + _est_requant_cycles(rq) + (32 if call else 0) for rq in plans)}
+        return lp
+
     # -------------------------------------------------------------------- other ops
-    def small_step(self, n):
+    def _concat(self, n, c, data):
+        """Block copies: along the axis, each input's inner block goes after the previous ones'; a block
+        is copied as it is, with its sign bit flipped (stores differ) or through a table (shifts)."""
+        g = self.g
+        out = n.outputs[0]
+        shape = tuple(g.types[out].shape)
+        ax = n.attr("axis") % len(shape)
+        outer = int(np.prod(shape[:ax]))
+        shifts = n.attr("shifts") or (0,) * len(n.inputs)
+        so = self.store[out]
+        inner = [int(np.prod(g.types[t].shape[ax:])) for t in n.inputs]
+        if outer * len(n.inputs) > 64:
+            self.problems.append(f"concat {n.name}: {outer * len(n.inputs)} blocks; the NES target copies at most 64")
+            return
+        lab = self.names(f"concat_{n.name}")
+        dst = so.off
+        for o in range(outer):
+            for i, (t, sh, size) in enumerate(zip(n.inputs, shifts, inner)):
+                si = self.store[t]
+                if sh:
+                    tl = f"{lab}_t{i}"
+                    if o == 0:
+                        x = ((np.arange(256) - si.o + 128) & 0xFF) - 128  # the value of each stored byte
+                        vals = np.clip(rounding_shift(x, sh), -128, 127)
+                        data.append((tl, [(int(v) + so.o) & 0xFF for v in vals]))
+                    how = tl
+                else:
+                    how = "flip" if si.o != so.o else None
+                L.emit_map(c, f"lbc_arena+{si.off + o * size}", f"lbc_arena+{dst}", size, how, f"{lab}_{o}_{i}")
+                dst += size
+
+    def small_step(self, n, data):
         c = L.Code()
         g = self.g
         if n.op == "reshape":
             c.comment("reshape: shares its input's bytes, no code")
         elif n.op == "relu":
-            si = self.store[n.inputs[0]]
-            size = g.types[n.inputs[0]].size
-            for i in range(size):
-                c.mem("lda", self.loc(n.inputs[0], i))
-                if si.o:
-                    c.imm("eor", 0x80)
-                c.br("bpl", "*+4")
-                c.imm("lda", 0)
-                c.mem("sta", self.loc(n.outputs[0], i))
+            si, so = self.store[n.inputs[0]], self.store[n.outputs[0]]
+            L.emit_map(c, f"lbc_arena+{si.off}", f"lbc_arena+{so.off}", g.types[n.inputs[0]].size,
+                       "relu_biased" if si.o else "relu", self.names(f"relu_{n.name}"))
+        elif n.op in TABLE_OPS:
+            si, so = self.store[n.inputs[0]], self.store[n.outputs[0]]
+            vals = self._table_values(n)
+            u = np.arange(256)
+            tab = [(int(vals[(v - si.o + 128) & 0xFF]) + so.o) & 0xFF for v in u]
+            lab = self.names(f"{n.op}_{n.name}")
+            data.append((f"{lab}_t", tab))
+            c.comment(f"{n.op}: the op's 256-entry table, indexed by the stored byte")
+            L.emit_map(c, f"lbc_arena+{si.off}", f"lbc_arena+{so.off}", g.types[n.inputs[0]].size, f"{lab}_t", lab)
+        elif n.op == "concat":
+            self._concat(n, c, data)
         elif n.op == "argmax":
             shape = g.types[n.inputs[0]].shape
             if len(shape) != 2:
@@ -349,7 +678,10 @@ class Lowering:
     # -------------------------------------------------------------------- whole graph
     def run(self):
         g = self.g
+        users, fused = g.consumers(), {}
         for n in g.nodes:
+            if n.op not in SUPPORTED_OPS:
+                continue  # reported by check (Target.check)
             if n.op == "dense":
                 shp = g.types[n.inputs[0]].shape
                 if len(shp) != 2:
@@ -360,10 +692,32 @@ class Lowering:
                     self.problems.append(f"dense {n.name}: weights of dtype {dt} are not supported on the NES target")
                     continue
                 lp = self.plan_dense(len(self.layers), n)
-                self.layers.append(lp)
-                self.steps.append({"op": "dense", "layer": lp})
+            elif n.op == "maxpool" and n.name in fused:
+                self.steps.append({"op": "maxpool", "code": L.Code(), "node": n, "data": [],
+                                   "comment": f"maxpool {n.name}: with {fused[n.name].name} (fused, or right after it)"})
+                continue
+            elif n.op in ("conv2d", "avgpool", "global_avgpool", "maxpool", "add"):
+                if n.op == "conv2d" and g.types[n.inputs[1]].dtype.name not in WEIGHT_DTYPES:
+                    self.problems.append(f"conv2d {n.name}: weights of dtype {g.types[n.inputs[1]].dtype.name} are "
+                                         f"not supported on the NES target")
+                    continue
+                if n.op != "add" and len(g.types[n.inputs[0]].shape) != 4:
+                    self.problems.append(f"{n.op} {n.name}: input shape {list(g.types[n.inputs[0]].shape)}; the NES "
+                                         f"target takes [1, C, H, W]")
+                    continue
+                if n.op == "conv2d" and self._fusable_pool(n, users):
+                    lp = self.plan_window(len(self.layers), n, users[n.outputs[0]][0])
+                    if lp.fused is not None:
+                        fused[lp.fused.name] = n
+                else:
+                    plan = {"maxpool": self.plan_maxpool, "add": self.plan_add}.get(n.op, self.plan_window)
+                    lp = plan(len(self.layers), n)
             else:
-                self.steps.append({"op": n.op, "code": self.small_step(n), "node": n})
+                data = []
+                self.steps.append({"op": n.op, "code": self.small_step(n, data), "node": n, "data": data})
+                continue
+            self.layers.append(lp)
+            self.steps.append({"op": n.op, "layer": lp})
         # prologue: flip the input's sign bits (u = x + 128) in place
         self.prologue = L.Code()
         if self.flip_input:
@@ -374,7 +728,8 @@ class Lowering:
         return self
 
     def _fixed_bytes(self):
-        return self.prologue.size + 16 + sum(s["code"].size for s in self.steps if s["op"] != "dense")
+        return self.prologue.size + 16 + sum(s["code"].size + sum(len(v) for _, v in s["data"])
+                                             for s in self.steps if "layer" not in s)
 
     def choose(self, budget):
         """Pick a kernel per layer: the smallest ROM first, then the switch with the most cycles saved per
@@ -479,7 +834,7 @@ class Lowering:
 
     def ram(self):
         zp = L.Tmp.BYTES + (self.arena_bytes if self.arena_zp else 0)
-        return {"zp": zp, "ram": (0 if self.arena_zp else self.arena_bytes) + 2 * self.table_bytes()}
+        return {"zp": zp, "ram": (0 if self.arena_zp else self.arena_bytes) + 2 * self.table_bytes() + self.pad_bytes}
 
 
 def _load_samples(path, graph, limit):
@@ -495,7 +850,7 @@ class NesTarget(Target):
     description = "NES / 6502 (Ricoh 2A03): ca65 assembly, NROM-256 .nes cartridge and sim65 build"
     default_quant = "ternary"
     quants = ("ternary", "pentary", "int2", "int4")
-    ops = frozenset({"dense", "relu", "reshape", "argmax"})
+    ops = SUPPORTED_OPS
     flash_bytes = PRG_BYTES
     ram_bytes = RAM_BYTES
 
@@ -536,8 +891,9 @@ class NesTarget(Target):
         return low
 
     def check(self, graph):
+        """Every problem: unsupported ops, inputs/outputs, each layer the kernels cannot take, RAM, ROM."""
         problems = super().check(graph)
-        if problems:
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             return problems
         inp, out = graph.inputs[0], graph.outputs[0]
         if graph.types[inp].dtype.name != "i8":
@@ -546,8 +902,6 @@ class NesTarget(Target):
             nbytes = graph.types[t].size * (4 if graph.types[t].dtype.name == "i32" else 1)
             if nbytes > MAX_IO_BYTES:
                 problems.append(f"{what} {t} has {nbytes} bytes; the NES target handles at most {MAX_IO_BYTES}")
-        if problems:
-            return problems
         low = self._lower(graph)
         problems += low.problems
         b = self._budgets()
@@ -556,7 +910,7 @@ class NesTarget(Target):
             problems.append(f"activations need {ram['ram']} bytes of RAM; the NES has {b['ram_model']} left for the "
                             f"model (2 KB minus zero page, stack and the demo shell): over by "
                             f"{ram['ram'] - b['ram_model']} bytes")
-        if not any(lp.problems and not lp.variants for lp in low.layers):
+        if all(lp.variants for lp in low.layers) and all(n.op in SUPPORTED_OPS for n in graph.nodes):
             budget = self._rom_budget(graph, len(self._sample_set(graph)[0]))
             need = low.choose(budget)
             if need > budget:
@@ -609,23 +963,29 @@ class NesTarget(Target):
         pre_lines, off, pad, nops = L.layout(pre, 0)
         offsets = {}
         for s in low.steps:
-            if s["op"] == "dense":
+            if "layer" in s:
                 lp = s["layer"]
                 v = lp.variants[lp.kernel]
                 offsets[lp.name] = off
                 lines, off, p1, n1 = L.layout(v["code"], off)
-                steps.append({"op": "dense", "label": lp.name, "lines": lines,
-                              "x_off": lp.x_off, "y_off": lp.y_off,
-                              "comment": comment_safe(f"dense {lp.node.name}: {lp.K} -> {lp.M}, {lp.dtype} weights, "
-                                                      f"{lp.kernel.split('_')[0]} kernel, {v['acc_bits']}-bit "
-                                                      f"accumulator, {'shared' if v['call'] else 'inline'} multiply")})
+                if lp.node.op == "dense":
+                    what = f"{lp.K} -> {lp.M}, {lp.dtype} weights, {lp.kernel.split('_')[0]} kernel"
+                else:
+                    what = f"{lp.shape}, {'' if lp.dtype in ('max', 'pool', 'add') else lp.dtype + ' weights, '}" \
+                           f"{lp.kernel.split('_')[0]} kernel"
+                steps.append({"op": "dense" if lp.node.op == "dense" else "layer", "label": lp.name, "lines": lines,
+                              "x_off": getattr(lp, "x_off", 0), "y_off": getattr(lp, "y_off", 0),
+                              "comment": comment_safe(f"{lp.node.op} {lp.node.name}: {what}, {v['acc_bits']}-bit "
+                                                      f"accumulator, {'shared' if v['call'] else 'inline'} multiply",
+                                                      160)})
                 tail.extend(v["sub"])
                 data.extend(v["data"])
                 layer_rows.append(self._layer_row(lp))
             else:
                 lines, off, p1, n1 = L.layout(s["code"], off)
-                steps.append({"op": s["op"], "label": None, "lines": lines,
-                              "comment": comment_safe(f"{s['op']} {s['node'].name}")})
+                data.extend(s["data"])
+                steps.append({"op": s["op"] if s["op"] in ("relu", "reshape", "argmax") else "code", "label": None,
+                              "lines": lines, "comment": comment_safe(s.get("comment", f"{s['op']} {s['node'].name}"))})
             pad, nops = pad + p1, nops + n1
         tail.extend(routines)
         tail.extend(low.table_code())
@@ -648,7 +1008,7 @@ class NesTarget(Target):
             "input_shape": list(graph.types[inp].shape), "output_shape": list(graph.types[out].shape),
             "zp_bytes": ram["zp"], "ram_bytes": ram["ram"],
             "pre": pre_lines, "steps": steps, "tail": tail_lines, "tables": low.needs_tables,
-            "shift_tables": low.shift_tables, "table_bytes": low.table_bytes(),
+            "shift_tables": low.shift_tables, "table_bytes": low.table_bytes(), "pad_bytes": low.pad_bytes,
             "data": [{"label": lab, "body": ", ".join(str(v) for v in vals)} for lab, vals in data],
             "layers": layer_rows, "flip_input": low.flip_input, "macros": L.MACROS,
         }
@@ -666,6 +1026,7 @@ class NesTarget(Target):
         rep = {"kernels": {r["layer"]: r["kernel"] for r in layer_rows}, "layers": layer_rows,
                "code_bytes": off, "layout": {"offsets": offsets, "padding_bytes": pad, "nops": nops},
                "model_rom_bytes": low.rom_bytes(), "zp_bytes": ram["zp"], "ram_bytes": ram["ram"],
+               "ram_peak_bytes": ram["zp"] + ram["ram"] + STACK_USE_BYTES, "pad_buffer_bytes": low.pad_bytes,
                "arena_in_zero_page": low.arena_zp, "samples": len(xq),
                "files": ["model.s", "model.inc", "shell.s", "samples.s", "chr.s", "sim_main.s", "nrom.cfg",
                          "sim6502.cfg"]}
@@ -673,9 +1034,10 @@ class NesTarget(Target):
 
     def _layer_row(self, lp):
         v = lp.variants[lp.kernel]
-        row = {"layer": lp.node.name, "kernel": lp.kernel.split("_")[0],
+        row = {"layer": lp.node.name, "op": lp.node.op, "kernel": lp.kernel.split("_")[0],
                "requant": "shared multiply" if v["call"] else "inline", "dtype": lp.dtype, "in": lp.K, "out": lp.M,
-               "macs": lp.K * lp.M, "nonzero": lp.nnz, "zeros": lp.zeros, "acc_bits": v["acc_bits"],
+               "positions": lp.positions, "macs": lp.K * lp.M if lp.macs is None else lp.macs, "nonzero": lp.nnz, "zeros": lp.zeros,
+               "acc_bits": v["acc_bits"],
                "rom_bytes": v["bytes"], "est_cycles": int(v["cycles"]),
                "alternatives": {k: {"rom_bytes": a["bytes"], "est_cycles": int(a["cycles"])}
                                 for k, a in lp.variants.items()}}
@@ -684,6 +1046,12 @@ class NesTarget(Target):
             per_add = v["chain_bytes"] / v["adds"]
             row["zeros_saved"] = {"rom_bytes": int(round(lp.zeros * per_add * v["adds"] / max(lp.nnz, 1))),
                                   "cycles": int(round(lp.zeros * 6.3 * v["adds"] / max(lp.nnz, 1)))}
+        elif lp.kernel.startswith(("window", "fused")) and v["weight_adds"]:  # a zero weight emits no add at any position
+            per_add = v["chain_bytes"] / v["weight_adds"]
+            row["zeros_saved"] = {"rom_bytes": int(round(lp.zeros * per_add)),
+                                  "cycles": int(round(lp.zeros * 7.3 * lp.positions))}
+        elif lp.kernel in ("max", "add", "add_call") or lp.kernel.startswith(("window", "fused")):
+            row["zeros_saved"] = {"rom_bytes": 0, "cycles": 0}
         elif lp.kernel.startswith("table"):  # a table lookup costs the same whatever the weights
             row["zeros_saved"] = {"rom_bytes": 0, "cycles": 0}
         else:
@@ -792,7 +1160,8 @@ class NesTarget(Target):
                        f"zeros saved {z['rom_bytes']} B and ~{z['cycles']} cycles")
         if e:
             out.append(f"nes: model PRG {e.get('model_rom_bytes')} B, zero page {e.get('zp_bytes')} B, "
-                       f"RAM {e.get('ram_bytes')} B")
+                       f"RAM {e.get('ram_bytes')} B (padded copies {e.get('pad_buffer_bytes', 0)} B); peak "
+                       f"{e.get('ram_peak_bytes')} B with {STACK_USE_BYTES} B of stack")
         b = report.get("build", {})
         if b.get("sample_cycles"):
             c = b["sample_cycles"]

@@ -204,6 +204,9 @@ class _NotYet(Exception):
     """A label used in pass 1 where only constants are known."""
 
 
+_HERE_LATER = object()  # `$` of a symbol definition before layout
+
+
 def _close(name, choices):
     m = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
     return f" (did you mean {', '.join(m)}?)" if m else ""
@@ -221,6 +224,7 @@ class Assembler:
         self.label_names = {}   # name -> Loc, filled by the prescan
         self.equs = {}          # name -> (Expr, Loc)
         self.equ_values = {}
+        self.equ_at = {}        # name -> (section, offset) of its definition: `$` in its expression
         self.sections = {}      # name -> {"kind", "size", "base", "stmts"}
         self.entry = None
         self.globals = []
@@ -290,7 +294,7 @@ class Assembler:
                 raise loc.error(f"definitions chained more than {MAX_NESTING} deep (through '{name}')")
             self._resolving.add(name)
             try:
-                v = self.eval(self.equs[name][0], None)
+                v = self.eval(self.equs[name][0], self._equ_here(name))
             finally:
                 self._resolving.discard(name)
             self.equ_values[name] = v
@@ -299,6 +303,14 @@ class Assembler:
             raise loc.error(f"register {name} cannot be used in an expression here")
         known = list(self.label_names) + list(self.equs)
         raise loc.error(f"undefined symbol '{name}'{_close(name, known)}")
+
+    def _equ_here(self, name):
+        """`$` inside a symbol's definition: the address of the definition's place (§13.4); only
+        known after layout (before it, an expression with `$` is not a constant yet)."""
+        if name not in self.equ_at or not self.laid_out:
+            return _HERE_LATER
+        sec, off = self.equ_at[name]
+        return self.sections[sec]["base"] + off
 
     def eval(self, e, here):
         k = e.kind
@@ -309,7 +321,7 @@ class Assembler:
         if k == "here":
             if here is None:
                 raise e.loc.error("'$' (the current address) is not available here")
-            if not self.laid_out:
+            if here is _HERE_LATER or not self.laid_out:
                 raise _NotYet("$")
             return here
         if k == "neg":
@@ -396,6 +408,10 @@ class Assembler:
             for lname, lloc in st.labels:
                 self.labels[lname] = (cur, sec["size"], lloc)
             st.section, st.offset = cur, sec["size"]
+            if st.kind == "equ":
+                self.equ_at[st.name] = (cur, sec["size"])
+            elif st.kind == "dir" and name in (".equ", ".set") and st.operands and st.operands[0].kind == "sym":
+                self.equ_at[st.operands[0].args[0]] = (cur, sec["size"])
             if st.kind == "ins":
                 st.size = self._instruction_size(st)
             elif st.kind == "dir":

@@ -12,6 +12,12 @@ from the reset entry to the `_exit` symbol:
   changed. A stack that reached the end of its region, a write below the stack bottom while sp is below
   it (checked when counting), or any access to the unmapped slack above the part's RAM is a fault.
 
+The board firmware (main.c with -DLBC_BOARD) talks to peripherals; `Peripherals` models the few it
+uses at register level: RCC (HSI/PLL ready flags follow their enable bits, SWS follows SW), FLASH
+ACTLR and GPIO as plain registers, USART1 (STATR always reports TXE | TC, every byte written to DATAR
+is captured in Stats.uart) and SysTick (CNT is the running cycle estimate while counting). Any other
+peripheral address reads 0 and ignores writes.
+
 unicorn's RISC-V CPU has the M extension and 32 registers; `isa.check_elf` rejects those statically and
 the qemu cross-check runs a CPU without M.
 """
@@ -52,6 +58,41 @@ def _page(n):
     return (n + PAGE - 1) // PAGE * PAGE
 
 
+PERIPH_BASE, PERIPH_SIZE = 0x40000000, 0x24000  # APB/AHB peripherals up to FLASH_R
+SYSTICK_BASE, SYSTICK_SIZE = 0xE000F000, 0x1000
+RCC_CTLR, RCC_CFGR0 = 0x40021000, 0x40021004
+USART1_STATR, USART1_DATAR = 0x40013800, 0x40013804
+STK_CTLR, STK_CNT = 0xE000F000, 0xE000F008
+HSION, HSIRDY, PLLON, PLLRDY = 1 << 0, 1 << 1, 1 << 24, 1 << 25
+USART_TXE, USART_TC = 1 << 7, 1 << 6
+
+
+class Peripherals:
+    """Register-level model of the CH32V003 peripherals the board firmware touches (see module doc)."""
+
+    RESET = {RCC_CTLR: HSION | HSIRDY, RCC_CFGR0: 0x20}  # reset: HSI on, HCLK = SYSCLK / 3
+
+    def __init__(self):
+        self.regs, self.uart, self.cycles = dict(self.RESET), bytearray(), None
+
+    def read(self, addr):
+        v = self.regs.get(addr, 0)
+        if addr == RCC_CTLR:
+            v = (v & ~(HSIRDY | PLLRDY)) | (HSIRDY if v & HSION else 0) | (PLLRDY if v & PLLON else 0)
+        elif addr == RCC_CFGR0:
+            v = (v & ~0xC) | ((v & 3) << 2)
+        elif addr == USART1_STATR:
+            v = USART_TXE | USART_TC
+        elif addr == STK_CNT and self.regs.get(STK_CTLR, 0) & 1 and self.cycles is not None:
+            v = self.cycles() & 0xFFFFFFFF
+        return v
+
+    def write(self, addr, value):
+        if addr == USART1_DATAR:
+            self.uart.append(value & 0xFF)
+        self.regs[addr] = value & 0xFFFFFFFF
+
+
 @dataclass
 class Stats:
     instructions: int = 0
@@ -63,6 +104,7 @@ class Stats:
     cycles: int = 0
     inference_cycles: int = 0
     stack_peak: int = 0
+    uart: bytes = b""  # what the firmware wrote to USART1
 
     def cycles_of(self, n16, n32, mem, taken):
         return n16 * CYCLES_16 + n32 * CYCLES_32 + mem * CYCLES_MEM + taken * CYCLES_TAKEN
@@ -130,6 +172,10 @@ class Firmware:
 
         uc.hook_add(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE, guard,
                     begin=RAM_BASE + self.ram_bytes, end=RAM_BASE + self.ram_map - 1)
+        self.periph = Peripherals()
+        for base, size in ((PERIPH_BASE, PERIPH_SIZE), (SYSTICK_BASE, SYSTICK_SIZE)):
+            uc.mmio_map(base, size, lambda uc_, off, sz, b: self.periph.read(b + off), base,
+                        lambda uc_, off, sz, val, b: self.periph.write(b + off, val), base)
         self._uc = uc
         self._rc = rc
         self._unicorn = unicorn
@@ -164,8 +210,9 @@ class Firmware:
         self._blocks[(addr, size)] = b
         return b
 
-    def run(self, writes, reads, count=False):
-        """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)].
+    def run(self, writes, reads, count=False, trace=None):
+        """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)]. With count,
+        `trace(address, instructions)` (if given) is called for every executed block.
         Returns ([bytes per read], Stats)."""
         uc = self._machine()
         unicorn, rc = self._unicorn, self._rc
@@ -173,6 +220,9 @@ class Firmware:
         for a, data in writes:
             uc.mem_write(a, bytes(data))
         st = Stats()
+        self.periph.__init__()
+        if count:
+            self.periph.cycles = lambda: st.cycles_of(st.n16, st.n32, st.mem, st.taken)
         hooks = []
         self._guard_hit = None
         self._stack_fault = None
@@ -190,6 +240,8 @@ class Firmware:
                 elif addr == state["ret"] and "end" not in state:
                     state["end"] = (st.instructions, st.n16, st.n32, st.mem, st.taken)
                 st.instructions += b.n
+                if trace is not None:
+                    trace(addr, b.n)
                 st.n16 += b.n16
                 st.n32 += b.n32
                 st.mem += b.mem
@@ -229,6 +281,7 @@ class Firmware:
         st.stack_peak = len(stack) - used
         if used == 0:
             raise FirmwareFault(f"{self.elf}: stack overflow: all {len(stack)} B of the stack region were used")
+        st.uart = bytes(self.periph.uart)
         if count:
             st.cycles = st.cycles_of(st.n16, st.n32, st.mem, st.taken)
             if "start" in state and "end" in state:

@@ -45,6 +45,18 @@ C_HELPER_OPS = frozenset({"conv2d", "maxpool", "avgpool", "global_avgpool", "add
 def stack_reserve(graph):
     """Bytes of RAM the plan must leave for the stack of this graph's firmware."""
     return STACK_C_HELPERS if any(n.op in C_HELPER_OPS for n in graph.nodes) else STACK_MIN
+
+
+def conv_io(graph, n):
+    """Bytes of the buffers a conv2d needs besides its tensors: one window patch and one output position
+    per group (the `io` of its options)."""
+    w = graph.types[n.inputs[1]].shape
+    groups = int(n.attr("group"))
+    if groups > 1 and w[1] == 1:  # depthwise: one window over every channel (see the target's _conv)
+        return groups * int(np.prod(w[1:])) + w[0] + 4
+    return int(np.prod(w[1:])) + w[0] // groups + 4
+
+
 FIXED_FLASH = 280  # crt0, main, lbc_infer's frame, lbc_run/lbc_input/lbc_output
 
 
@@ -360,6 +372,7 @@ class DenseLayer:
     rows: int
     skip_zero_inputs: bool
     options: list = field(default_factory=list)
+    macs_per_row: int = None  # the real multiply-accumulates when w is block-diagonal (depthwise)
 
     @property
     def N(self):
@@ -371,7 +384,7 @@ class DenseLayer:
 
     @property
     def macs(self):
-        return self.N * self.K * self.rows
+        return (self.macs_per_row or self.N * self.K) * self.rows
 
 
 def bias_bytes(bias):
@@ -565,6 +578,17 @@ def _evaluate(layers, choice, fixed_flash):
     return flash, acc, tab, sum(o.instr for o in choice), shared
 
 
+def _fits(choice, ram_free, io_free):
+    """Do the layers' scratch buffers fit: accumulators, tables and convolution buffers in ram_free, or
+    (io_free given) accumulators and tables in ram_free and the convolution buffers in io_free?"""
+    acc = max([o.acc for o in choice] + [0])
+    tab = max([o.tab for o in choice] + [0])
+    io = max([o.io for o in choice] + [0])
+    if io_free is None:
+        return acc + tab + io <= ram_free
+    return acc + tab <= ram_free and io <= io_free
+
+
 def prune(options, keep=2):
     """Per kernel family (kind and table shape), the `keep` fastest variants; they differ only in how
     many groups a chunk holds, i.e. in RAM, which is shared (max) between layers."""
@@ -578,9 +602,10 @@ def prune(options, keep=2):
     return out
 
 
-def plan_layers(layers, flash_budget, fixed_flash, ram_free):
+def plan_layers(layers, flash_budget, fixed_flash, ram_free, io_free=None):
     """Fastest combination of per-layer kernels within the flash budget (exhaustive when small, else
-    greedy upgrades by instructions saved per byte). Returns (plan, smallest flash any plan needs)."""
+    greedy upgrades by instructions saved per byte). Returns (plan, smallest flash any plan needs).
+    Scratch RAM: see `_fits`."""
     if not layers:
         return Plan([], [], fixed_flash, 0, 0, 0, 0, 0, []), fixed_flash
     for layer in layers:
@@ -595,7 +620,7 @@ def plan_layers(layers, flash_budget, fixed_flash, ram_free):
     if space <= 30000:
         for choice in itertools.product(*[layer.options for layer in layers]):
             flash, acc, tab, instr, shared = _evaluate(layers, choice, fixed_flash)
-            if acc + tab > ram_free:
+            if not _fits(choice, ram_free, io_free):
                 continue
             smallest = flash if smallest is None else min(smallest, flash)
             if flash <= flash_budget and (best is None or (instr, flash) < (best[3], best[0])):
@@ -615,7 +640,7 @@ def plan_layers(layers, flash_budget, fixed_flash, ram_free):
                         trial = list(choice)
                         trial[li] = o
                         f, a, t, i, s = _evaluate(layers, trial, fixed_flash)
-                        if f <= flash_budget and a + t <= ram_free and i < instr:
+                        if f <= flash_budget and _fits(trial, ram_free, io_free) and i < instr:
                             cands.append(((instr - i) / max(f - flash, 1), trial))
                 if cands:
                     choice = max(cands, key=lambda c: c[0])[1]

@@ -21,6 +21,8 @@ import numpy as np
 from lbc.backends.base import Namer, Target, c_array, comment_safe, find_tool, header_lines, template_env
 from lbc.backends.rv32ec import kernels as K
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
+from lbc.ir import patch as P
+from lbc.ir.graph import TensorType
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE.parent.parent / "runtime" / "rv32ec"
@@ -33,9 +35,13 @@ CFLAGS = ["-Os", "-g", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distrib
 SRCS = ["crt0.S", "main.c", "model.c", "lbc_rt.c", "lbc_kernels.S"]
 BIN_SECTIONS = ["-j", ".init", "-j", ".text", "-j", ".rodata", "-j", ".data"]
 DEFAULT_FLASH, DEFAULT_RAM = 16 * 1024, 2 * 1024
+BOARD_SAMPLES = 8  # inputs compiled into the board firmware at most
 STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
 # code of the runtime helper each requantising non-dense op links in (once per model)
-RQ_HELPER_FLASH = {"add": 90, "global_avgpool": 70, "avgpool": 200}
+RQ_HELPER_FLASH = {"add": 90, "mul": 160, "global_avgpool": 70, "avgpool": 200}
+TILE_FLASH, STAGE_FLASH = 330, 160  # lbc_tile_crop/mask/place; one patch stage's loop
+TABLE_OPS = frozenset({"sigmoid", "tanh"})  # activations whose integer form is a 256-entry table
+LAYOUT_FLASH = {"pad": 120, "transpose": 100, "concat": 100}  # lbc_move and its callers
 
 
 def _align(n, a=4):
@@ -46,7 +52,10 @@ class _Lowering:
     """The integer graph as dense-layer records, a kernel plan, constant arrays and C steps."""
 
     def __init__(self, target, graph, env):
-        self.t, self.g, self.env = target, graph, env
+        self.t, self.env = target, env
+        self.stages = {st.nodes[0].name: st for st in P.stages_of(graph)}
+        self.repeat = {n.name: st.grid[0] * st.grid[1] for st in self.stages.values() for n in st.nodes}
+        self.g = _expand_stages(graph, self.stages.values())
         self.names = Namer("lbc_")
         self.layer_names = Namer("")
         self.offsets = graph.meta.get("memory_plan", {}).get("offsets", {})
@@ -60,6 +69,7 @@ class _Lowering:
         self.steps = []
         self.plan = None
         self.min_flash = None
+        self.kernel_block = None  # accumulators and tables inside the arena (after a patch stage)
 
     # ------------------------------------------------------------------ analysis
 
@@ -116,31 +126,49 @@ class _Lowering:
             return
         ident = self.layer_names(n.name)
         groups = []
-        for gi in range(grp):
-            sl = slice(gi * Mg, (gi + 1) * Mg)
-            groups.append(K.DenseLayer(
-                n, f"{ident}_g{gi}" if grp > 1 else ident, w[sl].reshape(Mg, -1), dt,
-                None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
-                int(n.attr("lo")), int(n.attr("hi")), OH * OW, self._nonneg(n.inputs[0])))
+        rows = OH * OW * self.repeat.get(n.name, 1)  # tiles of a patch stage each compute OH x OW
+        if grp > 1 and Cg == 1:
+            # depthwise: one kernel over the window of every channel with a block-diagonal weight matrix
+            # (zero weights emit no code in unrolled kernels), not one small kernel per channel
+            taps = [(c * H * W + o, dy, dx) for c in range(C) for o, dy, dx in taps]
+            wd = np.zeros((M, C * kh * kw), dtype=np.int64)
+            for j in range(M):
+                c = j // Mg
+                wd[j, c * kh * kw:(c + 1) * kh * kw] = w[j].reshape(-1)
+            groups.append(K.DenseLayer(n, ident, wd, dt, b, m, k, int(n.attr("lo")), int(n.attr("hi")), rows,
+                                       self._nonneg(n.inputs[0]), macs_per_row=M * kh * kw))
+            grp, Mg, Cg = 1, M, C
+        else:
+            for gi in range(grp):
+                sl = slice(gi * Mg, (gi + 1) * Mg)
+                groups.append(K.DenseLayer(
+                    n, f"{ident}_g{gi}" if grp > 1 else ident, w[sl].reshape(Mg, -1), dt,
+                    None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
+                    int(n.attr("lo")), int(n.attr("hi")), rows, self._nonneg(n.inputs[0])))
         geom = {"C": C, "H": H, "W": W, "M": M, "OH": OH, "OW": OW, "Cg": Cg, "Mg": Mg, "group": grp,
                 "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1]}
         self.layers.append(K.ConvUnit(n, ident, groups, taps, geom))
 
     def _rq_op(self, n):
-        """An add or average pool: per-element sums in C, requantised by a generated per-tensor
-        rq_tensor kernel (multiplier-free) called through a function pointer."""
+        """An add, mul or average pool: per-element sums or products in C, requantised by a generated
+        per-tensor rq_tensor kernel (multiplier-free) called through a function pointer."""
         g = self.g
-        if n.op == "add":
-            shape = g.types[n.outputs[0]].shape
-            if any(i in g.consts or tuple(g.types[i].shape) != tuple(shape) for i in n.inputs):
-                self.problems.append(f"add {n.name}: both operands must be activations of the output's shape "
-                                     f"{tuple(shape)} (no constants, no broadcasting)")
+        if n.op in ("add", "mul"):
+            out = tuple(g.types[n.outputs[0]].shape)
+            if any(tuple(g.types[i].shape) != out and len(g.types[i].shape) > len(out) for i in n.inputs):
+                self.problems.append(f"{n.op} {n.name}: operands of higher rank than the output")
                 return
-            sa, sb = int(n.attr("sa")), int(n.attr("sb"))
-            if not (0 <= sa <= 16 and 0 <= sb <= 16):
-                self.problems.append(f"add {n.name}: operand shifts must be 0..16 (got {sa}, {sb})")
+            if len(out) > 5:
+                self.problems.append(f"{n.op} {n.name}: more than 4 dimensions besides the batch")
                 return
-            bound = (128 << sa) + (128 << sb)
+            if n.op == "add":
+                sa, sb = int(n.attr("sa")), int(n.attr("sb"))
+                if not (0 <= sa <= 16 and 0 <= sb <= 16):
+                    self.problems.append(f"add {n.name}: operand shifts must be 0..16 (got {sa}, {sb})")
+                    return
+                bound = (128 << sa) + (128 << sb)
+            else:
+                bound = 128 * 128
         elif n.op == "avgpool":
             bound = 128 * int(np.prod(n.attr("kernel")))
         else:
@@ -161,6 +189,21 @@ class _Lowering:
             self.rq_kernels[key].render(self.env)
         self.rq_of[n.name] = self.rq_kernels[key]
 
+    def _layout_op(self, n):
+        """Problems of a pad, transpose or concat (data movement through lbc_move's 4-d walk)."""
+        g = self.g
+        shapes = [g.types[i].shape for i in n.inputs] + [g.types[n.outputs[0]].shape]
+        if max(len(s) for s in shapes) > 5:
+            self.problems.append(f"{n.op} {n.name}: more than 4 dimensions besides the batch")
+        elif max(int(np.prod(s[1:])) for s in shapes) > 32767:
+            self.problems.append(f"{n.op} {n.name}: tensors above 32767 elements")
+        elif n.op == "pad" and min(n.attr("pads")) < 0:
+            self.problems.append(f"pad {n.name}: negative pads (cropping) are not supported")
+        elif n.op == "concat" and any(int(s) < 0 or int(s) > 7 for s in (n.attr("shifts") or (0,))):
+            self.problems.append(f"concat {n.name}: input rescaling shifts must be 0..7 (got {n.attr('shifts')})")
+        elif any(i in g.consts for i in n.inputs):
+            self.problems.append(f"{n.op} {n.name}: constant operands are not supported (fold them first)")
+
     def analyse(self):
         g = self.g
         for n in g.nodes:
@@ -168,6 +211,11 @@ class _Lowering:
                 self._conv(n)
             if n.op in RQ_HELPER_FLASH:
                 self._rq_op(n)
+            if n.op in ("pad", "transpose", "concat"):
+                self._layout_op(n)
+            if n.op == "leaky_relu" and (len(n.attr("m")) != 1 or not 0 <= int(n.attr("m")[0]) <= 255
+                                         or not 0 <= int(n.attr("k")[0]) <= 31):
+                self.problems.append(f"leaky_relu {n.name}: one slope multiplier 0..255 with a shift 0..31 expected")
             if n.op != "dense":
                 continue
             p = self._dense_params(n)
@@ -186,10 +234,15 @@ class _Lowering:
 
     def fixed_flash(self):
         ops = [n.op for n in self.g.nodes]
-        other = sum(1 for op in ops if op in ("relu", "clip", "argmax", "maxpool") or op in RQ_HELPER_FLASH)
+        other = sum(1 for op in ops if op in ("relu", "clip", "leaky_relu", "argmax", "maxpool") or op in RQ_HELPER_FLASH
+                    or op in LAYOUT_FLASH or op in TABLE_OPS)
         helpers = sum(RQ_HELPER_FLASH[op] for op in set(ops) & set(RQ_HELPER_FLASH))
+        helpers += sum(LAYOUT_FLASH[op] for op in set(ops) & set(LAYOUT_FLASH))
+        helpers += 256 * sum(1 for op in ops if op in TABLE_OPS) + (20 if set(ops) & TABLE_OPS else 0)
         rq = sum(kern.bytes for kern in self.rq_kernels.values())
-        return K.FIXED_FLASH + STEP_FLASH * other + helpers + rq
+        tiles = (TILE_FLASH + sum(STAGE_FLASH + STEP_FLASH * len(st.nodes) for st in self.stages.values())
+                 if self.stages else 0)
+        return K.FIXED_FLASH + STEP_FLASH * other + helpers + rq + tiles
 
     def choose(self):
         t = self.t
@@ -200,11 +253,22 @@ class _Lowering:
         # the paired bit-plane kernel addresses its tables with %lo() of absolute addresses: they must sit
         # in the first 2 KB of SRAM (always true on a 2 KB part; the linker asserts it)
         self.low_tables = self.arena + 4 * max_n + 1024 + 64 <= 2048
+        kb = self.g.meta.get("memory_plan", {}).get("kernel_block")
+        io_free = None
+        if kb:
+            # after a patch stage, accumulators and tables live in the arena's kernel block; the layers
+            # up to the stage's end get unrolled kernels (no scratch besides the convolution buffers)
+            names = [n.name for n in self.g.nodes]
+            after = set(names[names.index(kb["after"]):]) if kb["after"] in names else set()
+            io_free = ram_free
         for layer in self.layers:
-            layer.options = self._options(layer, budget, max(ram_free, 0), cache)
+            free = max(ram_free, 0) if not kb else (kb["bytes"] if layer.node.name in after else 0)
+            layer.options = [o for o in self._options(layer, budget, free, cache) if kb is None or o.ram <= free]
         if self.problems:
             return self
-        self.plan, self.min_flash = K.plan_layers(self.layers, budget, self.fixed_flash(), max(ram_free, 0))
+        self.plan, self.min_flash = K.plan_layers(self.layers, budget, self.fixed_flash(),
+                                                  kb["bytes"] if kb else max(ram_free, 0), io_free)
+        self.kernel_block = kb
         if self.plan is None or ram_free < 0:
             self.plan = None
             self._no_fit(budget, cache)
@@ -230,7 +294,7 @@ class _Lowering:
             self.problems.append(
                 f"RAM: the model needs at least {ram_need} B (activation arena {self.arena} B + kernel scratch "
                 f"{scratch} B + stack {self.stack} B + alignment 16 B) but the target has {t.ram_bytes} B: "
-                f"{ram_need - t.ram_bytes} B more (a part with more RAM: --ram; or narrower layers)")
+                f"{ram_need - t.ram_bytes} B more (a part with more RAM: --ram; or narrower layers){self._tried()}")
         plan, smallest = K.plan_layers(self.layers, 1 << 30, self.fixed_flash(), 1 << 30)
         if smallest is not None and smallest > budget:
             consts = sum(min([o.flash for o in la.options if o.kind != "unrolled"] or [0]) for la in self.layers)
@@ -243,10 +307,43 @@ class _Lowering:
                                  f"RAM (smallest flash {smallest} B with unlimited RAM; RAM {ram_need} B with "
                                  f"unlimited flash)")
 
+    def _tried(self):
+        """What the memory planner tried, for the RAM error."""
+        mp = self.g.meta.get("memory_plan", {})
+        tried = mp.get("tried", [])
+        if not tried:
+            return ""
+        what = "; ".join(f"{t['plan']}: arena {t['arena_bytes']} B" for t in tried)
+        return (f"; memory plans tried (arena budget {mp.get('budget_bytes')} B): {what}; the smallest proven "
+                f"bound for the chosen plan is {mp.get('lower_bound_bytes')} B")
+
     # ------------------------------------------------------------------ code
 
     def ptr(self, t):
         return f"(LBC_RAM + {self.offsets[t]})"
+
+    def operand(self, t, n):
+        """Pointer to an activation, or to a constant operand stored in flash."""
+        if t in self.g.consts:
+            return self.const(f"{n.name}_{t}", "int8_t", self.g.consts[t], f"{n.name}: constant operand {t}")
+        return self.ptr(t)
+
+    def walk(self, base, dims, sx, sy):
+        """An lbc_walk_t over `dims` (batch axis first, dropped) with element strides sx, sy per axis."""
+        dims, sx, sy = list(dims[1:]), list(sx[1:]), list(sy[1:])
+        while len(dims) < 4:
+            dims, sx, sy = [1] + dims, [0] + sx, [0] + sy
+        dx = [sx[j] - (dims[j + 1] * sx[j + 1] if j < 3 else 0) for j in range(4)]
+        dy = [sy[j] - (dims[j + 1] * sy[j + 1] if j < 3 else 0) for j in range(4)]
+        vals = dims + dx + dy
+        if max(abs(v) for v in vals) > 32767:
+            raise InternalError(f"{base}: walk beyond 16 bits")
+        ident = self.names(base)
+        self.consts.append({"ident": ident, "ctype": "lbc_walk_t", "len": 1,
+                            "body": "{{" + ", ".join(map(str, dims)) + "}, {" + ", ".join(map(str, dx)) + "}, {"
+                                    + ", ".join(map(str, dy)) + "}}",
+                            "comment": comment_safe(f"{base}: counts, x steps, y steps")})
+        return ident
 
     def const(self, base, ctype, values, comment, fmt=str):
         ident = self.names(base)
@@ -256,50 +353,132 @@ class _Lowering:
                             "comment": comment_safe(comment, 200)})
         return ident
 
+    def tile_geom(self, st, i):
+        la = st.layers[i]
+        vals = [la.channels, la.th, la.tw, la.h, la.w, la.h * la.w, la.fill]
+        if max(abs(v) for v in vals) > 32767:
+            raise InternalError(f"tile geometry of {la.tensor} beyond 16 bits")
+        ident = self.names(f"{la.tensor}_tile")
+        self.consts.append({"ident": ident, "ctype": "lbc_tile_t", "len": 1,
+                            "body": "{" + ", ".join(map(str, vals)) + "}",
+                            "comment": comment_safe(f"tile of {la.tensor}: c th tw h w h*w fill")})
+        return ident
+
+    def stage_steps(self, st, where):
+        """The loop over the tiles of a patch stage (where="begin") or its end (where="end")."""
+        L = len(st.nodes)
+        lay = [{"i": i, "sy": la.step_y, "sx": la.step_x, "oy": la.off_y, "ox": la.off_x,
+                "row_step": la.step_y * la.w, "row0": la.off_y * la.w} for i, la in enumerate(st.layers)]
+        if where == "end":
+            return {"comment": comment_safe(f"place the tile into {st.output}; next tile"), "template": "tile_end",
+                    "t": self.ptr(P.tile_tensor(st, L)), "y": self.ptr(st.output), "geom": self.tile_geom(st, L),
+                    "L": L, "layers": lay}
+        for i in (0, L):
+            if max(abs(v) for v in lay[i].values()) > 32767:
+                raise InternalError(f"tile origins of {st.layers[i].tensor} beyond 16 bits")
+        return {"comment": comment_safe(f"patch-based execution of {st.nodes[0].name}..{st.nodes[-1].name}: "
+                                        f"{st.grid[0]}x{st.grid[1]} tiles of {st.tile[0]}x{st.tile[1]} pixels", 200),
+                "template": "tile_begin", "layers": lay, "L": L, "ny": st.grid[0], "nx": st.grid[1],
+                "x": self.ptr(st.input), "t": self.ptr(P.tile_tensor(st, 0)), "geom": self.tile_geom(st, 0)}
+
     def lower(self):
         by_node = {la.node.name: (la, opt) for la, opt in zip(self.plan.layers, self.plan.choice)}
+        stage_of = {n.name: (st, i) for st in self.stages.values() for i, n in enumerate(st.nodes)}
         for n in self.g.nodes:
-            s = {"comment": comment_safe(f"{n.op} {n.name}"), "x": self.ptr(n.inputs[0]), "y": self.ptr(n.outputs[0])}
-            if n.op == "dense":
-                la, opt = by_node[n.name]
-                getattr(self, "dense_" + opt.kind)(la, opt, s)
-            elif n.op == "conv2d":
-                self.conv(*by_node[n.name], s)
-            elif n.op in ("maxpool", "avgpool"):
-                _, C, H, W = self.g.types[n.inputs[0]].shape
-                _, _, OH, OW = self.g.types[n.outputs[0]].shape
-                (kh, kw), (sy, sx), pads = n.attr("kernel"), n.attr("strides"), n.attr("pads")
-                geom = [C, H, W, OH, OW, kh, kw, sy, sx, pads[0], pads[1], sy * W, H * W, -pads[0] * W]
-                if max(abs(v) for v in geom) > 32767:
-                    raise InternalError(f"{n.op} {n.name}: geometry beyond 16 bits")
-                s.update(template=n.op, geom=self.const(
-                    f"{n.name}_geom", "int16_t", geom,
-                    f"{n.name} geometry: c h w oh ow kh kw sy sx pt pl sy*w h*w -pt*w"))
-                if n.op == "avgpool":
-                    s["rq"] = self.rq_of[n.name].name
-            elif n.op == "global_avgpool":
-                shape = self.g.types[n.inputs[0]].shape
-                s.update(template=n.op, c=shape[1], hw=int(np.prod(shape[2:])), rq=self.rq_of[n.name].name)
-            elif n.op == "add":
-                s.update(template=n.op, a=self.ptr(n.inputs[0]), b=self.ptr(n.inputs[1]),
-                         n=self.g.types[n.outputs[0]].size, sa=int(n.attr("sa")), sb=int(n.attr("sb")),
-                         rq=self.rq_of[n.name].name)
-            elif n.op in ("relu", "clip"):
-                s.update(template=n.op, n=self.g.types[n.outputs[0]].size)
-                if n.op == "clip":
-                    s.update(lo=int(n.attr("lo")), hi=int(n.attr("hi")))
-            elif n.op == "reshape":
-                s["template"] = "reshape"
-            elif n.op == "argmax":
-                shape = self.g.types[n.inputs[0]].shape
-                ax = n.attr("axis") % len(shape)
-                inner = int(np.prod(shape[ax + 1:]))
-                s.update(template="argmax", outer=int(np.prod(shape[1:ax])), n=shape[ax], inner=inner,
-                         span=shape[ax] * inner)
-            else:  # check() rejects these first
-                raise InternalError(f"rv32ec cannot lower op {n.op}")
-            self.steps.append(s)
+            st, ti = stage_of.get(n.name, (None, None))
+            if ti == 0:
+                self.steps.append(self.stage_steps(st, "begin"))
+            self._lower_node(n, by_node)
+            if st is not None and ti + 1 < len(st.nodes):
+                self.steps.append({"comment": comment_safe(f"padding of {st.layers[ti + 1].tensor} at the map's edge"),
+                                   "template": "tile_mask", "t": self.ptr(n.outputs[0]),
+                                   "geom": self.tile_geom(st, ti + 1), "i": ti + 1})
+            elif st is not None:
+                self.steps.append(self.stage_steps(st, "end"))
         return self
+
+    def _lower_node(self, n, by_node):
+        s = {"comment": comment_safe(f"{n.op} {n.name}"), "x": self.ptr(n.inputs[0]), "y": self.ptr(n.outputs[0])}
+        if n.op == "dense":
+            la, opt = by_node[n.name]
+            getattr(self, "dense_" + opt.kind)(la, opt, s)
+        elif n.op == "conv2d":
+            self.conv(*by_node[n.name], s)
+        elif n.op in ("maxpool", "avgpool"):
+            _, C, H, W = self.g.types[n.inputs[0]].shape
+            _, _, OH, OW = self.g.types[n.outputs[0]].shape
+            (kh, kw), (sy, sx), pads = n.attr("kernel"), n.attr("strides"), n.attr("pads")
+            geom = [C, H, W, OH, OW, kh, kw, sy, sx, pads[0], pads[1], sy * W, H * W, -pads[0] * W]
+            if max(abs(v) for v in geom) > 32767:
+                raise InternalError(f"{n.op} {n.name}: geometry beyond 16 bits")
+            s.update(template=n.op, geom=self.const(
+                f"{n.name}_geom", "int16_t", geom,
+                f"{n.name} geometry: c h w oh ow kh kw sy sx pt pl sy*w h*w -pt*w"))
+            if n.op == "avgpool":
+                s["rq"] = self.rq_of[n.name].name
+        elif n.op == "global_avgpool":
+            shape = self.g.types[n.inputs[0]].shape
+            s.update(template=n.op, c=shape[1], hw=int(np.prod(shape[2:])), rq=self.rq_of[n.name].name)
+        elif n.op in ("add", "mul"):
+            out = self.g.types[n.outputs[0]].shape
+            a, b = (self.operand(i, n) for i in n.inputs)
+            sa, sb = (int(n.attr("sa")), int(n.attr("sb"))) if n.op == "add" else (0, 0)
+            if n.op == "add" and all(tuple(self.g.types[i].shape) == tuple(out) for i in n.inputs):
+                s.update(template="add", a=a, b=b, n=self.g.types[n.outputs[0]].size, sa=sa, sb=sb,
+                         rq=self.rq_of[n.name].name)
+            else:
+                walk = self.walk(f"{n.name}_walk", out, bstrides(self.g.types[n.inputs[0]].shape, out),
+                                 bstrides(self.g.types[n.inputs[1]].shape, out))
+                s.update(template="binary", a=a, b=b, walk=walk, opcode=int(n.op == "mul"), sa=sa, sb=sb,
+                         rq=self.rq_of[n.name].name)
+        elif n.op == "leaky_relu":
+            s.update(template="leaky_relu", n=self.g.types[n.outputs[0]].size, m=int(n.attr("m")[0]),
+                     k=int(n.attr("k")[0]))
+        elif n.op in TABLE_OPS:
+            tab = self.const(f"{n.name}_table", "int8_t", n.attr("table"),
+                             f"{n.name}: {n.op} of x at table[x + 128]")
+            s.update(template="table", n=self.g.types[n.outputs[0]].size, table=tab)
+        elif n.op == "transpose":
+            shape = self.g.types[n.inputs[0]].shape
+            st = strides(shape)
+            out = self.g.types[n.outputs[0]].shape
+            walk = self.walk(f"{n.name}_walk", out, [st[p] for p in n.attr("perm")], strides(out))
+            s.update(template="move", walk=walk, shift=0)
+        elif n.op == "pad":
+            shape, out = self.g.types[n.inputs[0]].shape, self.g.types[n.outputs[0]].shape
+            begin = n.attr("pads")[:len(shape)]
+            yst = strides(out)
+            off = sum(b * st for b, st in zip(begin, yst))
+            walk = self.walk(f"{n.name}_walk", shape, strides(shape), yst)
+            s.update(template="pad", walk=walk, n=self.g.types[n.outputs[0]].size, value=int(n.attr("qvalue")),
+                     y_inner=f"{s['y']} + {off}")
+        elif n.op == "concat":
+            out = self.g.types[n.outputs[0]].shape
+            ax = n.attr("axis") % len(out)
+            yst = strides(out)
+            parts, off = [], 0
+            shifts = n.attr("shifts") or (0,) * len(n.inputs)
+            for j, (i, sh) in enumerate(zip(n.inputs, shifts)):
+                shape = self.g.types[i].shape
+                walk = self.walk(f"{n.name}_walk{j}", shape, strides(shape), yst)
+                parts.append({"x": self.ptr(i), "walk": walk, "shift": int(sh), "y": f"{s['y']} + {off * yst[ax]}"})
+                off += shape[ax]
+            s.update(template="concat", parts=parts)
+        elif n.op in ("relu", "clip"):
+            s.update(template=n.op, n=self.g.types[n.outputs[0]].size)
+            if n.op == "clip":
+                s.update(lo=int(n.attr("lo")), hi=int(n.attr("hi")))
+        elif n.op == "reshape":
+            s["template"] = "reshape"
+        elif n.op == "argmax":
+            shape = self.g.types[n.inputs[0]].shape
+            ax = n.attr("axis") % len(shape)
+            inner = int(np.prod(shape[ax + 1:]))
+            s.update(template="argmax", outer=int(np.prod(shape[1:ax])), n=shape[ax], inner=inner,
+                     span=shape[ax] * inner)
+        else:  # check() rejects these first
+            raise InternalError(f"rv32ec cannot lower op {n.op}")
+        self.steps.append(s)
 
     def conv(self, unit, opt, s):
         gm = unit.geom
@@ -391,17 +570,17 @@ class Rv32ecTarget(Target):
     description = "RV32EC microcontrollers (WCH CH32V003): multiplier-free C and assembly, gcc, unicorn"
     default_quant = "int4"
     quants = ("int8", "int4", "int2", "ternary", "pentary")
-    ops = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add", "relu", "clip", "reshape",
-                     "argmax"})
+    ops = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add", "mul", "relu", "clip",
+                     "leaky_relu", "reshape", "argmax", "pad", "transpose", "concat"}) | TABLE_OPS
     flash_bytes = DEFAULT_FLASH
     ram_bytes = DEFAULT_RAM
+    # per-element kernels that read element i before writing it: the memory plan may run them in place
+    inplace_ops = frozenset({"relu", "clip", "leaky_relu", "add", "mul"}) | TABLE_OPS
     KERNELS = ("auto", "lut", "bits", "bitsp", "unrolled")  # auto: the planner picks per layer
 
     def __init__(self, flash_bytes=None, ram_bytes=None, kernel=None, samples=None):
         super().__init__(flash_bytes, ram_bytes)
-        if samples is not None:
-            raise LbcError("--samples is not used by target rv32ec (the firmware reads its input from lbc_input(); "
-                           "use lbc run --input)")
+        self.samples = samples  # .npz/.npy of inputs compiled into the board firmware (model.hex)
         if kernel not in (None,) + self.KERNELS:
             raise LbcError(f"unknown rv32ec kernel {kernel!r}; valid: {', '.join(self.KERNELS)}")
         self.kernel = None if kernel in (None, "auto") else kernel
@@ -417,6 +596,12 @@ class Rv32ecTarget(Target):
 
     def _env(self):
         return template_env(HERE / "templates")
+
+    def arena_budget(self, graph):
+        """RAM the activation arena may use: the part's RAM minus the stack reserve, alignment and the
+        smallest convolution buffers (window patch, one output position; unrolled kernels need no more)."""
+        conv = [K.conv_io(graph, n) for n in graph.nodes if n.op == "conv2d"]
+        return self.ram_bytes - K.stack_reserve(graph) - 16 - max(conv + [0])
 
     def _lowering(self, graph):
         return _Lowering(self, graph, self._env()).analyse()
@@ -444,11 +629,12 @@ class Rv32ecTarget(Target):
         inp, out = graph.inputs[0], graph.outputs[0]
         out_dt = graph.types[out].dtype.name
         header = header_lines(graph, self.name, graph.meta.get("quant", "?"))
-        acc_off = low.arena
+        kb = low.kernel_block
+        acc_off = kb["offset"] if kb else low.arena
         tab_off = acc_off + plan.acc_bytes
         self._paired = any(o.kind == "bitsp" for o in plan.choice)
         convs = [la for la in plan.layers if isinstance(la, K.ConvUnit)]
-        patch_off = tab_off + plan.tab_bytes
+        patch_off = low.arena if kb else tab_off + plan.tab_bytes
         out_off = patch_off + max([la.K for la in convs] + [0])
         ram_total = _align(out_off + max([gl.N for la in convs for gl in la.groups] + [0]))
         layer_info = []
@@ -479,10 +665,13 @@ class Rv32ecTarget(Target):
             "arch": " ".join(ARCH), "cflags": " ".join(CFLAGS), "ldflags": " ".join(self._ldflags()),
             "srcs": " ".join(SRCS), "bin_sections": " ".join(BIN_SECTIONS),
         }
+        ctx["model_name"] = re.sub(r"[^A-Za-z0-9_.-]", "_", graph.name or "model")[:40]
         files = {"model.c": "model.c.j2", "model.h": "model.h.j2", "main.c": "main.c.j2",
                  "lbc_kernels.S": "lbc_kernels.S.j2", "Makefile": "Makefile.j2"}
         for name, tpl in files.items():
             (outdir / name).write_text(env.get_template(tpl).render(**ctx))
+        self._board_samples = self._sample_set(graph)
+        self._write_samples(outdir, header, graph, len(self._board_samples[0]))
         for name in RUNTIME_FILES:
             shutil.copyfile(RUNTIME / name, outdir / name)
         info = {
@@ -491,6 +680,7 @@ class Rv32ecTarget(Target):
             "output_shape": list(graph.types[out].shape[1:]), "macs": int(sum(la.macs for la in plan.layers)),
             "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "layers": layer_info,
             "ram_layout": {"arena": low.arena, "accumulators": plan.acc_bytes, "tables": plan.tab_bytes,
+                           "accumulators_and_tables_in_arena": bool(kb),
                            "conv_patch_and_output": ram_total - patch_off,
                            "stack_min": low.stack},
             "est_flash": plan.flash, "est_instructions": int(round(plan.instr)),
@@ -498,9 +688,67 @@ class Rv32ecTarget(Target):
         (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         self._emitted = (graph, options, plan.flash)
         self._stack = low.stack
-        return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json"]), "layers": layer_info,
+        return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json", "samples.c", "samples.h"]),
+                "layers": layer_info,
                 "ram_layout": info["ram_layout"], "est_flash": plan.flash, "est_instructions": info["est_instructions"],
                 "macs": info["macs"]}
+
+    def _sample_set(self, graph):
+        """(quantised inputs, source text) of the board firmware: --samples, else fixed random inputs."""
+        from lbc.ir.quant import quantize_input
+        exp = graph.types[graph.inputs[0]].exp
+        if self.samples:
+            from lbc.driver import check_batch, load_batch
+            x, _ = load_batch(self.samples, "--samples")
+            x = check_batch(x, graph, f"--samples {self.samples}")[:BOARD_SAMPLES]
+            source = f"--samples {Path(self.samples).name}"
+        else:
+            shape = tuple(graph.types[graph.inputs[0]].shape[1:])
+            x = np.random.default_rng(0).uniform(-1.0, 1.0, (2,) + shape).astype(np.float32)
+            source = "2 uniform random inputs in [-1, 1] (seed 0; pass --samples for real ones)"
+        return quantize_input(x, exp).reshape(len(x), -1), source
+
+    def _write_samples(self, outdir, header, graph, n):
+        xq, source = self._board_samples
+        env = self._env()
+        ctx = {"header": header, "samples": [", ".join(str(int(v)) for v in row) for row in xq[:n]],
+               "input_exp": graph.types[graph.inputs[0]].exp, "source": comment_safe(source, 120)}
+        for name in ("samples.c", "samples.h"):
+            (outdir / name).write_text(env.get_template(name + ".j2").render(**ctx))
+        self._samples_header = header
+
+    def _build_board(self, outdir, gcc):
+        """model_board.elf and model.hex (the board firmware); fewer samples when flash is short.
+        Returns the build facts, or a note saying why there is no board image."""
+        xq, _ = self._board_samples
+        n = len(xq)
+        while n:
+            r = subprocess.run([gcc, *ARCH, *CFLAGS, "-DLBC_BOARD", *SRCS, "samples.c", *self._ldflags(), "-o",
+                                "model_board.elf"], cwd=outdir, capture_output=True, text=True)
+            if not r.returncode:
+                break
+            if "overflowed" not in r.stderr and "less than __stack_min" not in r.stderr:
+                raise InternalError(f"the board firmware failed to build:\n{r.stderr.strip()}")
+            n -= 1
+            self._write_samples(outdir, self._samples_header, self._emitted[0], n)
+        if not n:
+            (outdir / "model_board.elf").unlink(missing_ok=True)
+            return {"hex": None, "hex_note": "the board firmware does not fit beside the model (not even one sample)"}
+        objcopy = find_tool(OBJCOPY, BINUTILS_PKG)
+        r = subprocess.run([objcopy, "-O", "ihex", *BIN_SECTIONS, "model_board.elf", "model.hex"], cwd=outdir,
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise InternalError(f"objcopy failed: {r.stderr.strip()}")
+        return {"hex": "model.hex", "board_elf": "model_board.elf", "board_samples": n}
+
+    def run_board(self, outdir):
+        """Run the board firmware in the emulator (clock, USART1 and SysTick modelled): what it printed."""
+        from lbc.backends.rv32ec.emulator import Firmware
+        elf = Path(outdir) / "model_board.elf"
+        if not elf.exists():
+            raise ToolchainError(f"{elf} is missing; compile the model first (without --no-build)")
+        _, st = Firmware(elf, self.flash_bytes, self.ram_bytes).run([], [], count=True)
+        return st.uart.decode("ascii", "replace")
 
     def _ldflags(self):
         flags = ["-nostdlib", "-nostartfiles", "-T", "ch32v003.ld", "-Wl,--gc-sections",
@@ -558,6 +806,7 @@ class Rv32ecTarget(Target):
         sizes = elf_sizes(outdir / "model.elf")
         sizes.update(elf="model.elf", bin="model.bin", map="model.map", flash_bytes=self.flash_bytes,
                      ram_bytes=self.ram_bytes, code_instructions=n_insns, isa="rv32ec (checked: no M, x0-x15)")
+        sizes.update(self._build_board(outdir, gcc))
         return sizes
 
     # ------------------------------------------------------------------ run
@@ -609,6 +858,36 @@ class Rv32ecTarget(Target):
         elif e:
             lines.append(f"rv32ec: estimated flash {e['est_flash']} of {self.flash_bytes} B (not built)")
         return lines
+
+
+def _expand_stages(graph, stages):
+    """The graph as the firmware runs it: each patch stage's nodes replaced by the same nodes over the
+    tile buffers (no padding, tile shapes; the tile loop, crop, mask and place are steps around them)."""
+    g = graph.copy()
+    for st in stages:
+        names = [P.tile_tensor(st, i) for i in range(len(st.layers))]
+        for name, la in zip(names, st.layers):
+            g.types[name] = TensorType(g.types[la.tensor].dtype, (1, la.channels, la.th, la.tw), g.types[la.tensor].exp)
+        i = next(j for j, n in enumerate(g.nodes) if n.name == st.nodes[0].name)
+        g.nodes[i:i + len(st.nodes)] = [st.tile_node(j, names) for j in range(len(st.nodes))]
+        for la in st.layers[1:-1]:
+            del g.types[la.tensor]
+    return g
+
+
+def strides(shape):
+    """Element strides of a contiguous tensor."""
+    st = [1] * len(shape)
+    for j in range(len(shape) - 2, -1, -1):
+        st[j] = st[j + 1] * shape[j + 1]
+    return st
+
+
+def bstrides(shape, out):
+    """Strides reading a tensor broadcast to `out` (right-aligned, 0 on broadcast axes)."""
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    st = strides(shape)
+    return [0 if d == 1 and o != 1 else v for d, o, v in zip(shape, out, st)]
 
 
 def elf_sizes(elf):

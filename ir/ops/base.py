@@ -24,6 +24,8 @@ class OpDef:
     layout: bool = False  # pure data movement: identical in float and integer form
     doc: str = ""
     macs: object = None  # (node, in_shapes, out_shapes) -> multiply-accumulates per sample
+    real: object = None  # (node, float64 array) -> float64 array: a pointwise function whose integer form
+    #                      is the generic 256-entry `table` op (see lbc.ir.ops.pointwise)
 
 
 OPS = {}
@@ -31,10 +33,19 @@ OPS = {}
 
 def op(name, arity, attrs=None, *, int_attrs=(), weights=(), layout=False, doc="", macs=None):
     def register(cls):
-        OPS[name] = OpDef(name, arity, dict(attrs or {}), cls.infer, cls.float_fn,
-                          getattr(cls, "int_fn", None), int_attrs, weights, layout, doc, macs)
+        real = getattr(cls, "real", None)
+        float_fn = cls.float_fn if hasattr(cls, "float_fn") else _real_float_fn(real)
+        OPS[name] = OpDef(name, arity, dict(attrs or {}), cls.infer, float_fn,
+                          getattr(cls, "int_fn", None), int_attrs, weights, layout, doc, macs, real)
         return cls
     return register
+
+
+def _real_float_fn(real):
+    def float_fn(node, a):
+        with np.errstate(all="ignore"):  # out-of-domain inputs give inf/nan exactly as ONNX does
+            return [as_f32(real(node, a[0].astype(np.float64)))]
+    return float_fn
 
 
 def apply_act(node, y):

@@ -1,5 +1,5 @@
-"""Elementwise ops: broadcasting arithmetic, activations (integer forms of nonlinear ones are 256-entry
-tables) and batch normalisation (folded away before quantisation)."""
+"""Elementwise ops: broadcasting arithmetic (add, mul, max, min), piecewise-linear activations and batch
+normalisation (folded away before quantisation). Smooth nonlinear functions are in `pointwise`."""
 
 import numpy as np
 
@@ -19,6 +19,38 @@ class Add:
     def int_fn(node, a):
         acc = (a[0].astype(np.int64) << node.attr("sa")) + (a[1].astype(np.int64) << node.attr("sb"))
         return [req(node, acc, 1 if acc.ndim > 1 else -1)]
+
+
+def _aligned(node, a):
+    return a[0].astype(np.int64) << node.attr("sa"), a[1].astype(np.int64) << node.attr("sb")
+
+
+@op("max", (2, 2), {"sa": 0, "sb": 0, **INT_REQ}, int_attrs=("sa", "sb") + tuple(INT_REQ),
+    doc="max(a, b) (broadcast; ONNX Max is a chain of these); integer form: requant(max(a << sa, b << sb))")
+class Max:
+    infer = staticmethod(broadcast_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(np.maximum(a[0], a[1]))]
+
+    @staticmethod
+    def int_fn(node, a):
+        return [req(node, np.maximum(*_aligned(node, a)))]
+
+
+@op("min", (2, 2), {"sa": 0, "sb": 0, **INT_REQ}, int_attrs=("sa", "sb") + tuple(INT_REQ),
+    doc="min(a, b) (broadcast; ONNX Min is a chain of these); integer form: requant(min(a << sa, b << sb))")
+class Min:
+    infer = staticmethod(broadcast_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        return [as_f32(np.minimum(a[0], a[1]))]
+
+    @staticmethod
+    def int_fn(node, a):
+        return [req(node, np.minimum(*_aligned(node, a)))]
 
 
 @op("mul", (2, 2), dict(INT_REQ), int_attrs=tuple(INT_REQ), doc="a * b (broadcast); integer form: requant(a * b)")
@@ -80,33 +112,6 @@ class Clip:
     @staticmethod
     def int_fn(node, a):
         return [np.clip(a[0], node.attr("lo"), node.attr("hi")).astype(np.int8)]
-
-
-def _table_fn(node, a):
-    table = np.asarray(node.attr("table"), dtype=np.int8)
-    return [table[a[0].astype(np.int16) + 128]]
-
-
-@op("sigmoid", (1, 1), {"table": ()}, int_attrs=("table",), doc="1/(1+exp(-x)); integer form: 256-entry table")
-class Sigmoid:
-    infer = staticmethod(same_infer)
-
-    @staticmethod
-    def float_fn(node, a):
-        return [as_f32(1.0 / (1.0 + np.exp(-a[0].astype(np.float64))))]
-
-    int_fn = staticmethod(_table_fn)
-
-
-@op("tanh", (1, 1), {"table": ()}, int_attrs=("table",), doc="tanh(x); integer form: 256-entry table")
-class Tanh:
-    infer = staticmethod(same_infer)
-
-    @staticmethod
-    def float_fn(node, a):
-        return [as_f32(np.tanh(a[0].astype(np.float64)))]
-
-    int_fn = staticmethod(_table_fn)
 
 
 @op("batchnorm", (5, 5), {"epsilon": 1e-5}, weights=(1, 2, 3, 4),

@@ -37,8 +37,8 @@ class Transpose:
     int_fn = float_fn
 
 
-@op("pad", (1, 1), {"pads": (), "value": 0.0, "qvalue": 0}, int_attrs=("qvalue",), layout=True,
-    doc="constant padding; pads = (begin_0, ..., begin_n, end_0, ..., end_n)")
+@op("pad", (1, 1), {"pads": (), "value": 0.0, "qvalue": 0, "mode": "constant"}, int_attrs=("qvalue",), layout=True,
+    doc="padding (mode constant, reflect, edge or wrap); pads = (begin_0, ..., begin_n, end_0, ..., end_n)")
 class Pad:
     @staticmethod
     def infer(node, shapes, graph):
@@ -46,17 +46,24 @@ class Pad:
         r = len(shapes[0])
         if len(p) != 2 * r or p[0] or p[r]:
             raise ValueError(f"pad {node.name}: pads {p} must have {2 * r} entries and leave the batch axis alone")
+        if node.attr("mode") not in ("constant", "reflect", "edge", "wrap"):
+            raise ValueError(f"pad {node.name}: unknown mode {node.attr('mode')!r}")
         return [tuple(d + p[i] + p[i + r] for i, d in enumerate(shapes[0]))]
 
     @staticmethod
     def _pad(node, x, value):
         p = node.attr("pads")
         r = x.ndim
-        return np.pad(x, [(p[i], p[i + r]) for i in range(r)], constant_values=value)
+        widths = [(p[i], p[i + r]) for i in range(r)]
+        if node.attr("mode") != "constant":
+            return np.pad(x, widths, mode=node.attr("mode"))
+        return np.pad(x, widths, constant_values=value)
 
     @staticmethod
     def float_fn(node, a):
         return [Pad._pad(node, a[0], node.attr("value")).astype(np.float32)]
+
+    # reflect/edge/wrap copy input values: identical in float and integer form
 
     @staticmethod
     def int_fn(node, a):

@@ -119,7 +119,8 @@ void lbc_binary(const int8_t *a, const int8_t *b, int8_t *y, int rank, const int
         long ai = 0, bi = 0;
         for (int d = 0; d < rank; d++) { ai += (long)idx[d] * astride[d]; bi += (long)idx[d] * bstride[d]; }
         int64_t va = (int64_t)a[ai] * ((int64_t)1 << sa), vb = (int64_t)b[bi] * ((int64_t)1 << sb);
-        y[i] = lbc_requant(op ? va * vb : va + vb, q, 0);
+        int64_t v = op == 0 ? va + vb : op == 1 ? va * vb : op == 2 ? (va > vb ? va : vb) : (va < vb ? va : vb);
+        y[i] = lbc_requant(v, q, 0);
         for (int d = rank - 1; d >= 0; d--) {
             if (++idx[d] < shape[d]) break;
             idx[d] = 0;

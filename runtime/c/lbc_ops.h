@@ -49,7 +49,7 @@ void lbc_avgpool(const int8_t *x, int8_t *y, const int *in_chw, const int *out_c
 void lbc_global_avgpool(const int8_t *x, int8_t *y, int channels, int spatial, const lbc_requant_t *q);
 
 /* y = requant((a << sa) OP (b << sb)) over an output of `rank` dims with per-operand strides
- * (0 where an operand is broadcast). op: 0 = add, 1 = multiply. */
+ * (0 where an operand is broadcast). op: 0 = add, 1 = multiply, 2 = max, 3 = min. */
 void lbc_binary(const int8_t *a, const int8_t *b, int8_t *y, int rank, const int *shape, const int *astride,
                 const int *bstride, int sa, int sb, int op, const lbc_requant_t *q);
 
@@ -63,5 +63,7 @@ void lbc_pad(const int8_t *x, int8_t *y, int rank, const int *in_shape, const in
              int8_t value);
 void lbc_concat_part(const int8_t *x, int8_t *y, int outer, int inner_in, int inner_out, int offset, int shift);
 void lbc_argmax(const int8_t *x, int32_t *y, int outer, int n, int inner);
+
+#include "lbc_pointwise.h" /* masks, where, prelu (runtime/c/lbc_pointwise.c) */
 
 #endif

@@ -3,11 +3,12 @@
  * Sets gp and sp, copies .data from flash, zeroes .bss (not .noinit: the harness writes the input
  * into the activation arena before the first instruction), calls main, then stops at _exit:
  *   default     ebreak at _exit (emulator harnesses run until the address of _exit)
+ *   -DLBC_BOARD  _exit spins in place (a board without a debugger attached just idles there)
  *   -DQEMU_USER  exit syscall for qemu-riscv32 user mode; RVE ELFs take the syscall number in t0.
  *               qemu maps .data at its run address already, so the copy is skipped. Also defines
  *               lbc_sys_read / lbc_sys_write (fd, buf, n) for the stdin/stdout test driver.
- * A real CH32V003 firmware normally uses its SDK's start-up code (vector table, clocks) instead and
- * only links model.c, lbc_kernels.S and lbc_rt.c.
+ * The board build (main.c with -DLBC_BOARD) brings up the clocks itself; a firmware of your own may use
+ * its SDK's start-up code instead and link only model.c, lbc_kernels.S and lbc_rt.c.
  */
     .section .init, "ax"
     .globl _start
@@ -38,10 +39,10 @@ _start:
 4:  call    main
     .globl _exit
 _exit:
-#ifdef QEMU_USER
+#if defined(QEMU_USER)
     li      t0, 93
     ecall
-#else
+#elif !defined(LBC_BOARD)
     ebreak
 #endif
 5:  j       5b

@@ -45,10 +45,12 @@ TABLES = '.segment "RODATA"\n.align 256\n' + template_env(Path(L.__file__).paren
 def build_neurons(tmp, neurons, K, kernel):
     """Assemble several neurons over one shared input vector into a flat binary; returns a py65 image.
 
-    neurons: list of dicts w, b, m, k, lo, hi, o_in, o_out, ul, uh. Neuron j stores its byte at out+j."""
+    neurons: list of dicts w, b, m, k, lo, hi, o_in, o_out, ul, uh. Neuron j stores its byte at out+j.
+    The inputs live in the zero page when they fit there, else in absolute memory."""
     tmp = Path(tmp)
     c, sub, data = L.Code(), L.Code(), []
-    ins = [L.Loc(f"inp+{i}", True) for i in range(K)]
+    zp = K + 8 + len(neurons) + L.Tmp.BYTES <= 256
+    ins = [L.Loc(f"inp+{i}", zp) for i in range(K)]
     acc24_any = False
     plans = []
     for j, n in enumerate(neurons):
@@ -77,14 +79,15 @@ def build_neurons(tmp, neurons, K, kernel):
         L.emit_requant(c, p, L.Loc(f"outp+{j}", True), lab, raw24=raw24 and p.kind != "const", call=call)
         plans.append(p)
     if kernel == "loop":
-        L.emit_plane_routine(sub, "plane16", "inp", True, K, False)
-        L.emit_plane_routine(sub, "plane24", "inp", True, K, True)
+        L.emit_plane_routine(sub, "plane16", "inp", zp, K, False)
+        L.emit_plane_routine(sub, "plane24", "inp", zp, K, True)
     L.emit_mul_routines(sub)
     init = L.Code()
     L.emit_mul_init(init)
     src = ['.segment "ZEROPAGE"'] + [f"{n}: .res {s}" for n, s in L.Tmp.ALL]
-    src += [f"inp: .res {K + 8}", f"outp: .res {len(neurons)}", '.segment "CODE"', "entry:", *init.lines, *c.lines, "    rts",
-            *sub.lines, TABLES]
+    src += [f"outp: .res {len(neurons)}"] + ([f"inp: .res {K + 8}"] if zp else [])
+    src += ['.segment "CODE"', "entry:", *init.lines, *c.lines, "    rts", *sub.lines, TABLES]
+    src += [] if zp else [f"inp: .res {K + 8}"]  # py65's flat image is all RAM
     src = [L.MACROS] + src
     src += [f"{lab}: .byte " + ",".join(str(int(v)) for v in mb) for lab, mb in data]
     (tmp / "n.s").write_text("\n".join(src) + "\n")

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from lbc.backends import get_target
-from lbc.driver import compile_model, lower
+from conftest import need_toolchain
+from lbc.driver import compile_model, lower, read_manifest
+from lbc.ir.interpreter import run as interpret
+from lbc.ir.quant import quantize_input
 from lbc.errors import LbcError
 from onnx_models import mlp, save, small_cnn
 from golden_util import check_golden
@@ -73,11 +76,15 @@ def test_check_reports_before_writing(tmp_path, digits):
     assert get_target("rv32ec").check(c.graph) == []
 
 
-def test_unsupported_ops_are_listed(tmp_path):
-    model = save(small_cnn(), tmp_path / "cnn.onnx")
-    r = lbc("compile", model, "--target", "rv32ec", "--quant", "int8", "-o", tmp_path / "out")
-    msg = assert_user_error(r, "not supported by target rv32ec", "mul", "sigmoid", "concat")
-    assert not (tmp_path / "out").exists(), msg
+def test_every_host_op_of_the_small_cnn(tmp_path):
+    """The CNN that touches every op the host emits (batchnorm, relu6, depthwise conv, leaky ReLU,
+    residual add, constant mul, pools, pad, concat, sigmoid) runs on rv32ec, bit-exact."""
+    need_toolchain()
+    x = np.random.default_rng(3).standard_normal((80, 1, 8, 8)).astype(np.float32)
+    c = compile_model(save(small_cnn(), tmp_path / "cnn.onnx"), tmp_path / "out", "rv32ec", "int8", x[:48])
+    xq = quantize_input(x, c.graph.types[c.graph.inputs[0]].exp)
+    y, _ = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
+    np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])
 
 
 def test_missing_toolchain_names_the_package(tmp_path, digits):

@@ -25,6 +25,18 @@
     bcs *+3
     dex
 .endmacro
+; PLUSY u / MINUSY u: the same on u,y (the window kernels: Y = the window's position): 7 cycles, 8 when
+; it carries (one more when u+y crosses a page), 6 bytes
+.macro PLUSY u
+    adc u,y
+    bcc *+3
+    inx
+.endmacro
+.macro MINUSY u
+    sbc u,y
+    bcs *+3
+    dex
+.endmacro
 
 .segment "ZEROPAGE"
 lbc_t: .res 1
@@ -45,7 +57,7 @@ lbc_run:
     sta lbc_input+I
 .endrepeat
 
-; ---- dense fc0: 16 -_ 12, ternary weights, unrolled kernel, 16-bit accumulator, inlin
+; ---- dense fc0: 16 -_ 12, ternary weights, unrolled kernel, 16-bit accumulator, inline multiply
 lbc_L0_x = lbc_arena + 0   ; input vector
 lbc_L0_y = lbc_arena + 16   ; output vector
 lbc_L0:
@@ -54,12 +66,12 @@ lbc_L0:
 lbc_L0n0_c:
     lda #$00
     clc
-    MINUS lbc_L0_x+4
-    MINUS lbc_L0_x+6
-    MINUS lbc_L0_x+8
-    MINUS lbc_L0_x+12
-    MINUS lbc_L0_x+13
-    MINUS lbc_L0_x+15
+    MINUS  lbc_L0_x+4
+    MINUS  lbc_L0_x+6
+    MINUS  lbc_L0_x+8
+    MINUS  lbc_L0_x+12
+    MINUS  lbc_L0_x+13
+    MINUS  lbc_L0_x+15
 lbc_L0n0_f:
     stx lbc_t
     sbc lbc_t
@@ -118,13 +130,13 @@ lbc_L0n0_st:
 lbc_L0n1_c:
     lda lbc_L0_x+3
     clc
-    MINUS lbc_L0_x+1
-    PLUS  lbc_L0_x+4
-    MINUS lbc_L0_x+7
-    MINUS lbc_L0_x+10
-    MINUS lbc_L0_x+11
-    MINUS lbc_L0_x+12
-    MINUS lbc_L0_x+13
+    MINUS  lbc_L0_x+1
+    PLUS   lbc_L0_x+4
+    MINUS  lbc_L0_x+7
+    MINUS  lbc_L0_x+10
+    MINUS  lbc_L0_x+11
+    MINUS  lbc_L0_x+12
+    MINUS  lbc_L0_x+13
 lbc_L0n1_f:
     stx lbc_t
     sbc lbc_t
@@ -185,14 +197,14 @@ lbc_L0n1_st:
 lbc_L0n2_c:
     lda lbc_L0_x+4
     clc
-    MINUS lbc_L0_x+2
-    PLUS  lbc_L0_x+6
-    MINUS lbc_L0_x+8
-    PLUS  lbc_L0_x+9
-    PLUS  lbc_L0_x+11
-    PLUS  lbc_L0_x+12
-    PLUS  lbc_L0_x+13
-    MINUS lbc_L0_x+14
+    MINUS  lbc_L0_x+2
+    PLUS   lbc_L0_x+6
+    MINUS  lbc_L0_x+8
+    PLUS   lbc_L0_x+9
+    PLUS   lbc_L0_x+11
+    PLUS   lbc_L0_x+12
+    PLUS   lbc_L0_x+13
+    MINUS  lbc_L0_x+14
 lbc_L0n2_f:
     stx lbc_t
     sbc lbc_t
@@ -251,14 +263,14 @@ lbc_L0n2_st:
 lbc_L0n3_c:
     lda lbc_L0_x+1
     clc
-    MINUS lbc_L0_x+0
-    MINUS lbc_L0_x+4
-    MINUS lbc_L0_x+5
-    PLUS  lbc_L0_x+6
-    MINUS lbc_L0_x+8
-    MINUS lbc_L0_x+10
-    PLUS  lbc_L0_x+11
-    MINUS lbc_L0_x+13
+    MINUS  lbc_L0_x+0
+    MINUS  lbc_L0_x+4
+    MINUS  lbc_L0_x+5
+    PLUS   lbc_L0_x+6
+    MINUS  lbc_L0_x+8
+    MINUS  lbc_L0_x+10
+    PLUS   lbc_L0_x+11
+    MINUS  lbc_L0_x+13
 lbc_L0n3_f:
     stx lbc_t
     sbc lbc_t
@@ -313,13 +325,13 @@ lbc_L0n3_st:
 lbc_L0n4_c:
     lda lbc_L0_x+7
     clc
-    MINUS lbc_L0_x+1
-    MINUS lbc_L0_x+5
-    MINUS lbc_L0_x+9
-    MINUS lbc_L0_x+10
-    PLUS  lbc_L0_x+12
-    MINUS lbc_L0_x+13
-    MINUS lbc_L0_x+14
+    MINUS  lbc_L0_x+1
+    MINUS  lbc_L0_x+5
+    MINUS  lbc_L0_x+9
+    MINUS  lbc_L0_x+10
+    PLUS   lbc_L0_x+12
+    MINUS  lbc_L0_x+13
+    MINUS  lbc_L0_x+14
 lbc_L0n4_f:
     stx lbc_t
     sbc lbc_t
@@ -374,13 +386,13 @@ lbc_L0n4_st:
 lbc_L0n5_c:
     lda lbc_L0_x+4
     clc
-    MINUS lbc_L0_x+0
-    MINUS lbc_L0_x+1
-    MINUS lbc_L0_x+6
-    PLUS  lbc_L0_x+7
-    MINUS lbc_L0_x+8
-    PLUS  lbc_L0_x+10
-    PLUS  lbc_L0_x+13
+    MINUS  lbc_L0_x+0
+    MINUS  lbc_L0_x+1
+    MINUS  lbc_L0_x+6
+    PLUS   lbc_L0_x+7
+    MINUS  lbc_L0_x+8
+    PLUS   lbc_L0_x+10
+    PLUS   lbc_L0_x+13
 lbc_L0n5_f:
     stx lbc_t
     sbc lbc_t
@@ -438,14 +450,14 @@ lbc_L0n5_st:
 lbc_L0n6_c:
     lda lbc_L0_x+5
     clc
-    MINUS lbc_L0_x+1
-    MINUS lbc_L0_x+2
-    MINUS lbc_L0_x+3
-    MINUS lbc_L0_x+10
-    MINUS lbc_L0_x+12
-    PLUS  lbc_L0_x+13
-    MINUS lbc_L0_x+14
-    PLUS  lbc_L0_x+15
+    MINUS  lbc_L0_x+1
+    MINUS  lbc_L0_x+2
+    MINUS  lbc_L0_x+3
+    MINUS  lbc_L0_x+10
+    MINUS  lbc_L0_x+12
+    PLUS   lbc_L0_x+13
+    MINUS  lbc_L0_x+14
+    PLUS   lbc_L0_x+15
 lbc_L0n6_f:
     stx lbc_t
     sbc lbc_t
@@ -501,18 +513,18 @@ lbc_L0n6_st:
 lbc_L0n7_c:
     lda lbc_L0_x+0
     clc
-    MINUS lbc_L0_x+1
-    PLUS  lbc_L0_x+4
-    PLUS  lbc_L0_x+5
-    PLUS  lbc_L0_x+6
-    PLUS  lbc_L0_x+7
-    PLUS  lbc_L0_x+8
-    MINUS lbc_L0_x+9
-    PLUS  lbc_L0_x+10
-    MINUS lbc_L0_x+11
-    MINUS lbc_L0_x+13
-    MINUS lbc_L0_x+14
-    PLUS  lbc_L0_x+15
+    MINUS  lbc_L0_x+1
+    PLUS   lbc_L0_x+4
+    PLUS   lbc_L0_x+5
+    PLUS   lbc_L0_x+6
+    PLUS   lbc_L0_x+7
+    PLUS   lbc_L0_x+8
+    MINUS  lbc_L0_x+9
+    PLUS   lbc_L0_x+10
+    MINUS  lbc_L0_x+11
+    MINUS  lbc_L0_x+13
+    MINUS  lbc_L0_x+14
+    PLUS   lbc_L0_x+15
 lbc_L0n7_f:
     stx lbc_t
     sbc lbc_t
@@ -569,13 +581,13 @@ lbc_L0n7_st:
 lbc_L0n8_c:
     lda lbc_L0_x+3
     clc
-    MINUS lbc_L0_x+1
-    MINUS lbc_L0_x+2
-    MINUS lbc_L0_x+5
-    MINUS lbc_L0_x+8
-    MINUS lbc_L0_x+10
-    PLUS  lbc_L0_x+11
-    PLUS  lbc_L0_x+14
+    MINUS  lbc_L0_x+1
+    MINUS  lbc_L0_x+2
+    MINUS  lbc_L0_x+5
+    MINUS  lbc_L0_x+8
+    MINUS  lbc_L0_x+10
+    PLUS   lbc_L0_x+11
+    PLUS   lbc_L0_x+14
 lbc_L0n8_f:
     stx lbc_t
     sbc lbc_t
@@ -630,18 +642,18 @@ lbc_L0n8_st:
 lbc_L0n9_c:
     lda lbc_L0_x+4
     clc
-    MINUS lbc_L0_x+0
-    MINUS lbc_L0_x+2
-    MINUS lbc_L0_x+3
-    MINUS lbc_L0_x+5
-    PLUS  lbc_L0_x+7
-    MINUS lbc_L0_x+8
-    MINUS lbc_L0_x+9
-    PLUS  lbc_L0_x+10
-    MINUS lbc_L0_x+11
-    MINUS lbc_L0_x+13
-    MINUS lbc_L0_x+14
-    MINUS lbc_L0_x+15
+    MINUS  lbc_L0_x+0
+    MINUS  lbc_L0_x+2
+    MINUS  lbc_L0_x+3
+    MINUS  lbc_L0_x+5
+    PLUS   lbc_L0_x+7
+    MINUS  lbc_L0_x+8
+    MINUS  lbc_L0_x+9
+    PLUS   lbc_L0_x+10
+    MINUS  lbc_L0_x+11
+    MINUS  lbc_L0_x+13
+    MINUS  lbc_L0_x+14
+    MINUS  lbc_L0_x+15
 lbc_L0n9_f:
     stx lbc_t
     sbc lbc_t
@@ -698,14 +710,14 @@ lbc_L0n9_st:
 lbc_L0n10_c:
     lda lbc_L0_x+2
     clc
-    MINUS lbc_L0_x+1
-    PLUS  lbc_L0_x+3
-    PLUS  lbc_L0_x+4
-    PLUS  lbc_L0_x+5
-    PLUS  lbc_L0_x+9
-    MINUS lbc_L0_x+10
-    MINUS lbc_L0_x+13
-    MINUS lbc_L0_x+15
+    MINUS  lbc_L0_x+1
+    PLUS   lbc_L0_x+3
+    PLUS   lbc_L0_x+4
+    PLUS   lbc_L0_x+5
+    PLUS   lbc_L0_x+9
+    MINUS  lbc_L0_x+10
+    MINUS  lbc_L0_x+13
+    MINUS  lbc_L0_x+15
 lbc_L0n10_f:
     stx lbc_t
     sbc lbc_t
@@ -762,14 +774,14 @@ lbc_L0n10_st:
 lbc_L0n11_c:
     lda lbc_L0_x+7
     clc
-    MINUS lbc_L0_x+2
-    MINUS lbc_L0_x+4
-    MINUS lbc_L0_x+5
-    PLUS  lbc_L0_x+8
-    PLUS  lbc_L0_x+10
-    MINUS lbc_L0_x+11
-    PLUS  lbc_L0_x+13
-    PLUS  lbc_L0_x+15
+    MINUS  lbc_L0_x+2
+    MINUS  lbc_L0_x+4
+    MINUS  lbc_L0_x+5
+    PLUS   lbc_L0_x+8
+    PLUS   lbc_L0_x+10
+    MINUS  lbc_L0_x+11
+    PLUS   lbc_L0_x+13
+    PLUS   lbc_L0_x+15
 lbc_L0n11_f:
     stx lbc_t
     sbc lbc_t
@@ -822,7 +834,7 @@ lbc_L0n11_lo:
 lbc_L0n11_st:
     sta lbc_L0_y+11
 
-; ---- dense fc1: 12 -_ 6, ternary weights, unrolled kernel, 16-bit accumulator, inline
+; ---- dense fc1: 12 -_ 6, ternary weights, unrolled kernel, 16-bit accumulator, inline multiply
 lbc_L1_x = lbc_arena + 16   ; input vector
 lbc_L1_y = lbc_arena + 0   ; output vector
 lbc_L1:
@@ -831,11 +843,11 @@ lbc_L1:
 lbc_L1n0_c:
     lda lbc_L1_x+0
     clc
-    MINUS lbc_L1_x+3
-    MINUS lbc_L1_x+4
-    PLUS  lbc_L1_x+5
-    PLUS  lbc_L1_x+8
-    MINUS lbc_L1_x+10
+    MINUS  lbc_L1_x+3
+    MINUS  lbc_L1_x+4
+    PLUS   lbc_L1_x+5
+    PLUS   lbc_L1_x+8
+    MINUS  lbc_L1_x+10
 lbc_L1n0_f:
     stx lbc_t
     sbc lbc_t
@@ -894,12 +906,12 @@ lbc_L1n0_st:
 lbc_L1n1_c:
     lda lbc_L1_x+0
     clc
-    PLUS  lbc_L1_x+1
-    MINUS lbc_L1_x+4
-    MINUS lbc_L1_x+5
-    PLUS  lbc_L1_x+6
-    MINUS lbc_L1_x+7
-    MINUS lbc_L1_x+11
+    PLUS   lbc_L1_x+1
+    MINUS  lbc_L1_x+4
+    MINUS  lbc_L1_x+5
+    PLUS   lbc_L1_x+6
+    MINUS  lbc_L1_x+7
+    MINUS  lbc_L1_x+11
 lbc_L1n1_f:
     stx lbc_t
     sbc lbc_t
@@ -947,13 +959,13 @@ lbc_L1n1_st:
 lbc_L1n2_c:
     lda lbc_L1_x+5
     clc
-    MINUS lbc_L1_x+0
-    MINUS lbc_L1_x+1
-    MINUS lbc_L1_x+2
-    MINUS lbc_L1_x+7
-    MINUS lbc_L1_x+8
-    MINUS lbc_L1_x+10
-    PLUS  lbc_L1_x+11
+    MINUS  lbc_L1_x+0
+    MINUS  lbc_L1_x+1
+    MINUS  lbc_L1_x+2
+    MINUS  lbc_L1_x+7
+    MINUS  lbc_L1_x+8
+    MINUS  lbc_L1_x+10
+    PLUS   lbc_L1_x+11
 lbc_L1n2_f:
     stx lbc_t
     sbc lbc_t
@@ -1001,14 +1013,14 @@ lbc_L1n2_st:
 lbc_L1n3_c:
     lda lbc_L1_x+9
     clc
-    MINUS lbc_L1_x+0
-    MINUS lbc_L1_x+1
-    MINUS lbc_L1_x+2
-    MINUS lbc_L1_x+4
-    MINUS lbc_L1_x+7
-    MINUS lbc_L1_x+8
-    PLUS  lbc_L1_x+10
-    PLUS  lbc_L1_x+11
+    MINUS  lbc_L1_x+0
+    MINUS  lbc_L1_x+1
+    MINUS  lbc_L1_x+2
+    MINUS  lbc_L1_x+4
+    MINUS  lbc_L1_x+7
+    MINUS  lbc_L1_x+8
+    PLUS   lbc_L1_x+10
+    PLUS   lbc_L1_x+11
 lbc_L1n3_f:
     stx lbc_t
     sbc lbc_t
@@ -1063,10 +1075,10 @@ lbc_L1n3_st:
 lbc_L1n4_c:
     lda lbc_L1_x+0
     clc
-    MINUS lbc_L1_x+3
-    MINUS lbc_L1_x+7
-    PLUS  lbc_L1_x+8
-    MINUS lbc_L1_x+10
+    MINUS  lbc_L1_x+3
+    MINUS  lbc_L1_x+7
+    PLUS   lbc_L1_x+8
+    MINUS  lbc_L1_x+10
 lbc_L1n4_f:
     stx lbc_t
     sbc lbc_t
@@ -1114,12 +1126,12 @@ lbc_L1n4_st:
 lbc_L1n5_c:
     lda lbc_L1_x+6
     clc
-    MINUS lbc_L1_x+0
-    MINUS lbc_L1_x+2
-    MINUS lbc_L1_x+3
-    MINUS lbc_L1_x+5
-    MINUS lbc_L1_x+7
-    PLUS  lbc_L1_x+11
+    MINUS  lbc_L1_x+0
+    MINUS  lbc_L1_x+2
+    MINUS  lbc_L1_x+3
+    MINUS  lbc_L1_x+5
+    MINUS  lbc_L1_x+7
+    PLUS   lbc_L1_x+11
 lbc_L1n5_f:
     stx lbc_t
     sbc lbc_t

@@ -11,9 +11,10 @@
 #include "lbc_rt.h"
 #include "model.h"
 
-/* All RAM the model uses: the activation arena (128 B, offsets from the liveness plan), then
- * the table kernels' int32 accumulators (0 B), int16 lookup tables (0 B) and the
- * convolution buffers (0 B). */
+/* All RAM the model uses: the activation arena (128 B, offsets from the memory plan), the
+ * table kernels' int32 accumulators (0 B) and int16 lookup tables (0 B) from
+ * offset 128, and
+ * the convolution buffers (0 B). */
 int32_t lbc_ram[LBC_RAM_BYTES / 4] __attribute__((section(".noinit.lbc_ram")));
 #define LBC_RAM ((int8_t *)lbc_ram)
 
