@@ -531,6 +531,8 @@ class _Importer:
             if c.dtype != np.float32:
                 raise _Refused(f"a {_np_name(c.dtype)} C")
             c = c.astype(np.float64) * a.get("beta", 1.0)
+            if c.ndim <= 1 and c.size not in (1, w.shape[0]):
+                raise _Refused(f"a bias C of {c.size} values for {w.shape[0]} outputs")
             if c.ndim <= 1 or c.shape[0] == 1:
                 inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
                 c = None
@@ -598,7 +600,7 @@ class _Importer:
         d = self.need_const(node, ins[1], "divisor")
         if d.dtype != np.float32:
             raise _Refused(f"a {_np_name(d.dtype)} divisor")
-        if not np.all(np.isfinite(1.0 / d.astype(np.float64))) or np.any(d == 0):
+        if np.any(d == 0) or not np.all(np.isfinite(1.0 / d.astype(np.float64))):
             raise _Refused("a zero divisor")
         self._check_batch(node, ins[0], ins[1])
         self.emit("mul", nname, [ins[0], self.add_const(f"{nname}.recip", 1.0 / d.astype(np.float64))], out)

@@ -85,7 +85,7 @@ MODELS = {
     "3-d Gemm weights": (lambda: gemm(np.ones((2, 3, 4))), "2-d"),
     "graph with no outputs": (no_outputs, "no outputs"),
     "BatchNorm variance < 0": (lambda: batchnorm([-1, 1]), "variance"),
-    "division by zero": (lambda: divide(0.0), "division by zero"),
+    "division by zero": (lambda: divide(0.0), "zero divisor"),
     "input dimension 0": (lambda: input_dim(0), "size 0"),
     "huge input dimension": (lambda: make_model([n("Relu", ["x"], ["y"], name="r")], [("x", ["N", 2**31])],
                                                 [("y", ["N", 2**31])]), "elements per sample"),
