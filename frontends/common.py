@@ -106,10 +106,13 @@ def check_graph(g, where):
     problems = []
     if not g.outputs:
         problems.append("the graph has no outputs")
-    bad = [n for n, a in g.consts.items() if a.dtype.kind in "fc" and a.size and not np.isfinite(a).all()]
+    # weights and biases must be finite; other constants may hold +-inf (attention masks) but never NaN
+    weights = {n.inputs[i] for n in g.nodes for i in OPS[n.op].weights if i < len(n.inputs)}
+    bad = [n for n, a in g.consts.items() if a.dtype.kind in "fc" and a.size
+           and not (np.isfinite(a).all() if n in weights else not np.isnan(a).any())]
     if bad:
-        problems.append(f"constants with NaN or infinite values: {_names(bad)} (check the training run, or "
-                        f"for a Div: a division by zero)")
+        problems.append(f"weights with NaN or infinite values, or constants with NaN: {_names(bad)} (check the "
+                        f"training run)")
     empty = [n for n, t in g.types.items() if any(int(d) <= 0 for d in t.shape)]
     if empty:
         problems.append(f"tensors with a zero-size dimension: {_names(empty)}")

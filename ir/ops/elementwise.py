@@ -101,8 +101,8 @@ class Clip:
     @staticmethod
     def infer(node, shapes, graph):
         lo, hi = node.attr("min"), node.attr("max")
-        if np.isnan(lo) or np.isnan(hi) or lo > hi:
-            raise ValueError(f"clip {node.name}: bounds [{lo}, {hi}] must be numbers with min <= max")
+        if np.isnan(lo) or np.isnan(hi):
+            raise ValueError(f"clip {node.name}: bounds [{lo}, {hi}] must be numbers")
         return [tuple(shapes[0])]
 
     @staticmethod
