@@ -113,9 +113,9 @@ def check_graph(g, where):
     if bad:
         problems.append(f"weights with NaN or infinite values, or constants with NaN: {_names(bad)} (check the "
                         f"training run)")
-    empty = [n for n, t in g.types.items() if any(int(d) <= 0 for d in t.shape)]
+    empty = [n for n in weights if any(int(d) <= 0 for d in g.types[n].shape)]  # (empty slices are fine)
     if empty:
-        problems.append(f"tensors with a zero-size dimension: {_names(empty)}")
+        problems.append(f"weights with a zero-size dimension (a layer of width 0): {_names(sorted(empty))}")
     huge = [n for n, t in g.types.items() if n not in g.consts and not any(int(d) <= 0 for d in t.shape)
             and int(np.prod(t.shape[1:], dtype=object)) > MAX_TENSOR_ELEMENTS]
     if huge:
