@@ -15,12 +15,20 @@ import numpy as np
 from lbc import __version__
 from lbc.errors import LbcError, ToolchainError, name_list
 
+STREAMING_TARGETS = ("host", "rv32ec", "nes")  # the targets whose `streams` is True
 # Attribute values of IR ops that no target's kernels implement yet (the interpreter does): a graph
 # using another value is refused by every target's `check`.
 EMITTED_ATTRS = {("pad", "mode"): "constant", ("maxpool", "ceil_mode"): 0, ("avgpool", "ceil_mode"): 0}
 
 DEFAULT_PIPELINE = ("fold-constants", "fold-batchnorm", "fuse-activation", "quantize-{quant}",
                     "analyze-sparsity", "plan-memory")
+
+
+# IR ops the default pipeline removes, so no target needs to emit them: op -> how.
+PIPELINE_RESOLVED = {
+    "batchnorm": "folded into the conv/dense before it (fold-batchnorm)",
+    "softmax": "at a graph output: applied by the runner after dequantising (quantize)",
+}
 
 
 class Target:
@@ -34,6 +42,7 @@ class Target:
     max_inputs = 1  # graph inputs the generated code takes (None: any number)
     max_outputs = 1
     integer_inputs = False  # whether inputs may be integer tensors (token ids) rather than quantised floats
+    streams = False  # compiles graphs with state (Graph.states) into lbc_reset/lbc_step firmware
     flash_bytes = None  # program + constant budget, None = unbounded
     ram_bytes = None  # data budget, None = unbounded
 
@@ -44,6 +53,10 @@ class Target:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise LbcError(f"{key}={v!r}: a budget is a positive number of bytes")
             setattr(self, key, int(v))
+
+    def resolved_ops(self):
+        """IR ops this target's pipeline removes before emitting (so they need no kernel): op -> how."""
+        return PIPELINE_RESOLVED
 
     def options(self):
         """Constructor options to record in the output folder's manifest (lbc.json) so `lbc run`
@@ -60,6 +73,9 @@ class Target:
 
     def check(self, graph):
         """Every reason this graph cannot be emitted for this target (empty list: fine)."""
+        if graph.stateful and not self.streams:
+            return [f"target {self.name} does not compile models with state (spiking or recurrent networks run "
+                    f"one time step per call; targets that do: {', '.join(STREAMING_TARGETS)})"]
         problems = []
         bad = {}
         for n in graph.nodes:

@@ -81,6 +81,8 @@ def compile(model, example_input=None, target="host", quant=None, out=None, cali
     graph = to_graph(model, example_input, input_shape)
     if calibration is None and example_input is not None and graph.meta.get("exp_hints"):
         calibration = example_input  # a QAT model fixes its scales; calibration only fills the gaps
+    if isinstance(calibration, (tuple, list)):  # the example inputs of a several-input module, in order
+        calibration = dict(zip(graph.inputs, calibration))
     if calibration is not None and not isinstance(calibration, (str, Path)):
         calibration = ({k: _array(v) for k, v in calibration.items()} if isinstance(calibration, dict)
                        else _array(calibration))

@@ -1,4 +1,4 @@
-"""Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets."""
+"""Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets, ops."""
 
 import argparse
 import io
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lbc import driver, progress
-from lbc.errors import InternalError, LbcError, safe_name
+from lbc.errors import InternalError, LbcError, ModelError, safe_name
 from lbc.output import write_file
 
 
@@ -37,9 +37,11 @@ def register(sub):
     _target_flags(p)
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("inspect", help="ops, shapes, params, MACs and bytes per quantisation of a model")
+    p = sub.add_parser("inspect", help="ops, shapes, params, MACs and bytes per quantisation of a model, marking "
+                                       "what cannot be imported (or, with --target, emitted)")
     p.add_argument("model")
     p.add_argument("--input-shape", action="append")
+    p.add_argument("--target", help="also mark what this target cannot emit, and why")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("run", help="run a compiled folder on a batch of float inputs")
@@ -68,6 +70,10 @@ def register(sub):
     p.set_defaults(func=cmd_passes)
     p = sub.add_parser("targets", help="list the targets with their budgets and default quantisation")
     p.set_defaults(func=cmd_targets)
+    p = sub.add_parser("ops", help="which ONNX ops each target can run (from the frontend's op table and each "
+                                   "target's declaration)")
+    p.add_argument("--markdown", action="store_true", help="print docs/ops.md (the full tables with limits)")
+    p.set_defaults(func=cmd_ops)
 
 
 def _target_flags(p):
@@ -155,35 +161,104 @@ def cmd_compile(args):
 
 
 def cmd_inspect(args):
-    from lbc.frontends import load_model
+    """The graph as far as it imports - ops, shapes, params, MACs - with every node that cannot be
+    imported (or, with --target, emitted) marked; then one error listing all problems, if any."""
+    from lbc.backends import get_target
     from lbc.backends.base import packed_row_bytes
+    from lbc.errors import Problems
+    from lbc.frontends import load_model
     from lbc.ir.dtypes import QUANT_DTYPES
     from lbc.ir.ops import OPS, macs
-    g = load_model(args.model, driver.parse_shape(args.input_shape))
-    print(f"model {g.name}: input {g.inputs[0]} {list(g.types[g.inputs[0]].shape)}, "
-          f"output {', '.join(f'{o} {list(g.types[o].shape)}' for o in g.outputs)}")
-    head = f"{'node':<24} {'op':<14} {'output shape':<18} {'params':>8} {'MACs':>9}"
-    print(head)
-    print("-" * len(head))
+    path = Path(args.model)
+    shape = driver.parse_shape(args.input_shape)
+    tgt = get_target(args.target) if args.target else None
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        from lbc.frontends.onnx import inspect_onnx, opset_of
+        g, problems, trace, inferred, onnx_model = inspect_onnx(path, shape)
+        inits = {i.name: int(np.prod(i.dims)) for i in onnx_model.graph.initializer}
+        onnx_nodes = list(onnx_model.graph.node)
+        head = f"{path}: cannot import (opset {opset_of(onnx_model)})"
+    else:
+        g, problems, trace, head = load_model(path, shape), Problems(), None, f"{path}"
+    target_marks = _target_marks(g, tgt) if tgt else {}
+
+    def io(names):
+        return ", ".join(f"{safe_name(t)} {g.types[t].dtype.name}{list(g.types[t].shape)}" for t in names
+                         if t in g.types) or "-"
+    print(f"model {safe_name(g.name)}: inputs {io(g.inputs)}; outputs {io(g.outputs)}")
+    w = 24
+    header = f"{'node':<{w}} {'op':<20} {'output shape':<18} {'params':>8} {'MACs':>9}  notes"
+    print(header)
+    print("-" * len(header))
     tot_p = tot_m = 0
     wbytes = {q: 0 for q in QUANT_DTYPES}
     fbytes = 0
-    for n in g.nodes:
+    by_name = {n.name: n for n in g.nodes}
+
+    def ir_row(n):
+        nonlocal tot_p, tot_m, fbytes
         params = sum(g.consts[i].size for i in n.inputs if i in g.consts)
         mac = macs(n, [g.types[i].shape for i in n.inputs], [g.types[o].shape for o in n.outputs])
-        tot_p += params
-        tot_m += mac
-        fbytes += params * 4
+        tot_p, tot_m, fbytes = tot_p + params, tot_m + mac, fbytes + params * 4
         if 1 in OPS[n.op].weights and len(n.inputs) > 1:
-            w = g.consts[n.inputs[1]]
+            wt = g.consts[n.inputs[1]]
             for q, dt in QUANT_DTYPES.items():
-                wbytes[q] += packed_row_bytes(dt.name, int(np.prod(w.shape[1:]))) * w.shape[0]
-        print(f"{n.name[:24]:<24} {n.op:<14} {str(list(g.types[n.outputs[0]].shape)):<18} {params:>8} {mac:>9}")
-    print("-" * len(head))
-    print(f"{'total':<24} {'':<14} {'':<18} {tot_p:>8} {tot_m:>9}")
+                wbytes[q] += packed_row_bytes(dt.name, int(np.prod(wt.shape[1:]))) * wt.shape[0]
+        note = target_marks.get(n.name, "")
+        print(f"{safe_name(n.name, w):<{w}} {n.op:<20} {str(list(g.types[n.outputs[0]].shape)):<18} {params:>8} "
+              f"{mac:>9}  {note}".rstrip())
+
+    if trace is None:
+        for n in g.nodes:
+            ir_row(n)
+    else:
+        for (nname, op_type, ir_names, why), node in zip(trace, onnx_nodes):
+            if why is None:
+                for name in ir_names:
+                    ir_row(by_name[name])
+                continue
+            out_shape = inferred.get(node.output[0]) if node.output else None
+            params = sum(inits.get(i, 0) for i in node.input)
+            tot_p += params
+            print(f"{safe_name(nname, w):<{w}} {safe_name(op_type, 13) + ' (onnx)':<20} "
+                  f"{str(list(out_shape)) if out_shape is not None else '?':<18} {params:>8} {'?':>9}  "
+                  f"!! {why if why.startswith('not imported') else 'cannot import: ' + why}")
+    print("-" * len(header))
+    print(f"{'total':<{w}} {'':<20} {'':<18} {tot_p:>8} {tot_m:>9}"
+          + ("  (MACs of the imported nodes only)" if problems else ""))
     print(f"weight bytes: f32 {fbytes}, " + ", ".join(f"{q} {b}" for q, b in wbytes.items())
           + " (weights packed per row, biases and scales not included)")
+    parts = [problems.message(head)] if problems else []
+    if tgt is not None:
+        tproblems = _target_problems(g, tgt, problems)
+        print(f"target {tgt.name}: " + ("can emit this model" if not tproblems else
+                                         f"{len(tproblems)} problem(s), listed in the error"))
+        if tproblems:
+            parts.append(f"{'' if parts else f'{path}: '}target {tgt.name} cannot emit it: " + "; ".join(tproblems))
+    if parts:
+        raise ModelError("; ".join(parts))
     return 0
+
+
+def _target_marks(g, tgt):
+    """node name -> why `tgt` cannot emit it (from the target's op-support declaration)."""
+    from lbc.opsupport import emits
+    return {n.name: f"!! {tgt.name} cannot emit: op {n.op} is not supported" for n in g.nodes if not emits(tgt, n.op)}
+
+
+def _target_problems(g, tgt, import_problems):
+    """What `tgt` cannot emit: its op-support and input/output declarations on the float graph;
+    when those and the import are fine, its full check() after its own pipeline (budgets, dtypes)."""
+    from lbc.opsupport import declared_problems
+    p = declared_problems(g, tgt)
+    if not p and not import_problems:
+        try:
+            c = driver.lower(g, tgt.name, None)
+            for line in tgt.check(c.graph):
+                p.add(line)
+        except LbcError as e:
+            p.add(str(e))
+    return p.lines()
 
 
 def cmd_run(args):
@@ -262,7 +337,7 @@ def _verify(graph, float_graph, outdir, target, quant, data):
     from lbc.ir.interpreter import run as interpret
     specs = driver.io_specs(graph, graph.inputs)
     x, labels = driver.load_inputs(data, graph.inputs, "data")
-    x = driver.check_inputs(x, specs, f"data {data}")
+    x = driver.check_inputs(x, specs, f"data {data}", graph.stateful)
     _, yq, stats = driver.run_compiled(outdir, x, raw=True)
     refs = interpret(graph, driver.quantize_inputs(x, specs))
     yqs = list(yq.values()) if isinstance(yq, dict) else [yq]
@@ -277,18 +352,19 @@ def _verify(graph, float_graph, outdir, target, quant, data):
             raise LbcError(f"data {data}: labels (y) are compared with the output of a one-output model; this "
                            f"one has {len(yqs)}")
         is_index = graph.types[graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
-        pred = _classes(yqs[0], is_index)
+        pred = _classes(yqs[0], is_index, graph.stateful)
         acc = float(np.mean(pred == labels))
         if float_graph is None:
             print(f"accuracy on target {acc:.2%} ({n} samples; the float model is not in an output folder: verify "
                   f"the model file to compare)")
         else:
-            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False)
+            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False,
+                             graph.stateful)
             facc = float(np.mean(fpred == labels))
             drop = 100 * (facc - acc)
             print(f"accuracy: float {facc:.2%}, on target {acc:.2%} ({-drop:+.1f} points), agreement with the "
                   f"float model {np.mean(pred == fpred):.2%} ({n} samples)")
-            if drop > A.DROP_POINTS:
+            if drop > A.DROP_POINTS and not graph.stateful:  # (per-layer SQNR of sequences: not yet)
                 sq = A.layer_sqnr(float_graph, graph, x, specs)
                 ops = {nd.name: nd.op for nd in graph.nodes}
                 print(f"quantisation costs {drop:.1f} points; the layers that lose the most (SQNR of their output "
@@ -306,9 +382,13 @@ def _verify(graph, float_graph, outdir, target, quant, data):
         raise InternalError(f"{int((~same).sum())} outputs differ from the reference interpreter: a backend bug")
 
 
-def _classes(y, is_index):
-    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores."""
-    y = np.asarray(y).reshape(len(y), -1)
+def _classes(y, is_index, sequence=False):
+    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores;
+    for a model with state (outputs [N, T, ...]) the argmax of the outputs summed over time (spike counts)."""
+    y = np.asarray(y)
+    if sequence:
+        y = y.sum(axis=1)
+    y = y.reshape(len(y), -1)
     return y[:, 0] if is_index else y.argmax(axis=1)
 
 
@@ -336,4 +416,10 @@ def cmd_targets(args):
         print(f"{name:<8} {t.description}")
         print(f"{'':<8} quant: {', '.join(t.quants)} (default {t.default_quant})"
               + (f"; {', '.join(budget)}" if budget else ""))
+    return 0
+
+
+def cmd_ops(args):
+    from lbc import opsupport
+    print(opsupport.markdown() if args.markdown else opsupport.text(), end="")
     return 0

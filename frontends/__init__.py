@@ -6,8 +6,9 @@ from lbc.errors import ModelError
 
 
 def load_model(path, input_shape=None):
-    """Load a model file by its extension: .onnx, .pt2 (torch.export.save) or .keras (Keras 3), and
-    check the graph it gives (see `frontends.common.check_graph`)."""
+    """Load a model file by its extension: .onnx, .pt2 (torch.export.save), .keras (Keras 3) or .nir
+    (NIR, a stateful graph: one call is one time step), and check the graph it gives (see
+    `frontends.common.check_graph`)."""
     from lbc.frontends.common import check_graph
     try:
         graph = _load(path, input_shape)
@@ -48,6 +49,9 @@ def _load(path, input_shape):
     if suffix == ".pt2":
         from lbc.frontends.torch import load_pt2
         return _no_input_shape(load_pt2(p), input_shape, path)
+    if suffix == ".nir":
+        from lbc.frontends.nir import load_nir
+        return _no_input_shape(load_nir(p), input_shape, path)
     if suffix == ".keras":
         from lbc.frontends.keras import load_keras
         return load_keras(p, input_shape)
@@ -55,7 +59,7 @@ def _load(path, input_shape):
         raise ModelError(f"{path}: lbc never unpickles model files; save the model as a torch.export "
                          f"program with lbc.frontends.torch.save_pt2(model, x, 'model.pt2') (or "
                          f"torch.export.save) or pass the nn.Module to lbc.compile")
-    raise ModelError(f"{path}: unknown model format {suffix or '(no extension)'}; lbc reads .onnx, .pt2 and .keras")
+    raise ModelError(f"{path}: unknown model format {suffix or '(no extension)'}; lbc reads .onnx, .pt2, .keras and .nir")
 
 
 def _no_input_shape(graph, input_shape, path):

@@ -4,7 +4,7 @@ hints (from QAT quantizers) onto the layer that really produces the quantised te
 
 import numpy as np
 
-from lbc.errors import ModelError, UnsupportedOpError
+from lbc.errors import ModelError, Problems, UnsupportedOpError
 from lbc.ir.dtypes import F32
 from lbc.ir.graph import Graph, Node, TensorType
 from lbc.ir.ops import OPS
@@ -52,13 +52,19 @@ class GraphBuilder:
         return self.g.prune()
 
 
-def report_unsupported(where, unsupported, what="layers"):
-    """Raise one UnsupportedOpError naming every unsupported kind with all its layers.
+def report_unsupported(where, unsupported, what="layers", other=()):
+    """Raise one UnsupportedOpError naming every problem: each unsupported kind once with its count
+    and first few layer names (the same `Problems` format as the ONNX frontend), then `other`
+    problems that are not per layer (inputs).
 
     `unsupported` maps a reason ("Conv3D", "MaxPool2d with ceil_mode=True") to layer names."""
-    if unsupported:
-        parts = [f"{why} ({what}: {', '.join(names)})" for why, names in sorted(unsupported.items())]
-        raise UnsupportedOpError(f"{where}: unsupported {what}: " + "; ".join(parts))
+    problems = Problems(what.removesuffix("s"))
+    for why, names in sorted(unsupported.items()):
+        for name in names:
+            problems.add(why, name)
+    for line in other:
+        problems.add(line)
+    problems.raise_if_any(f"{where}: cannot import", UnsupportedOpError)
 
 
 # Ops whose integer output keeps the input's exponent (the quantize pass gives them the input exp).

@@ -17,8 +17,8 @@ Layers: Dense, Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAv
 Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D (1-d layers run as the 2-d ops on a
 height-1 image),
 Flatten, Reshape, BatchNormalization, ReLU, LeakyReLU, Softmax, Activation, Dropout, Add, Rescaling,
-InputLayer; Sequential and Functional models with one input and one output. Every unsupported layer
-is reported at once with its name.
+InputLayer; Sequential models and Functional models with any number of inputs and outputs. Every problem
+(unsupported layers with their names, input shapes) is reported at once.
 """
 
 import io
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lbc.errors import ModelError
+from lbc.errors import ModelError, safe_name
 from lbc.frontends.common import GraphBuilder, report_unsupported
 
 ACTIVATIONS = {"linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "leaky_relu"}
@@ -176,10 +176,32 @@ class _Importer:
             why = self.unsupported(layer)
             if why:
                 bad.setdefault(why, []).append(_lname(layer))
-        report_unsupported(self.where, bad, "layers")
-        out = self.sequential() if self.kind == "Sequential" else self.functional()
-        out = self.to_keras(out)
-        return self.b.finish([out.name])
+        report_unsupported(self.where, bad, "layers", self.input_problems())
+        outs = [self.sequential()] if self.kind == "Sequential" else self.functional()
+        return self.b.finish([self.to_keras(o).name for o in outs])
+
+    def input_specs(self):
+        """(name, batch shape) of every model input, from the config."""
+        if self.kind == "Sequential":
+            layers = self.layers
+            if layers and layers[0].get("class_name") == "InputLayer":
+                c = layers[0].get("config") or {}
+                return [(c.get("name", "input"), c.get("batch_shape") or c.get("batch_input_shape"))]
+            first = layers[0] if layers else {}
+            return [("input", self.mc.get("build_input_shape") or (first.get("config") or {}).get("batch_input_shape")
+                     or (first.get("build_config") or {}).get("input_shape"))]
+        return [(_lname(layer), (layer.get("config") or {}).get("batch_shape")
+                 or (layer.get("config") or {}).get("batch_input_shape"))
+                for layer in self.layers if layer.get("class_name") == "InputLayer"]
+
+    def input_problems(self):
+        specs = self.input_specs()
+        if self.input_shape is not None:
+            if len(specs) > 1:
+                return [f"--input-shape gives one shape but the model has {len(specs)} inputs"]
+            return []
+        return [f"input {safe_name(name)!r} has shape {list(shape or [])}; give the full shape with --input-shape"
+                for name, shape in specs if not shape or any(d is None for d in list(shape)[1:])]
 
     def make_input(self, name, batch_shape):
         shape = list(batch_shape or [])
@@ -209,15 +231,10 @@ class _Importer:
 
     def functional(self):
         ins, outs = _refs(self.mc.get("input_layers")), _refs(self.mc.get("output_layers"))
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelError(f"{self.where}: lbc compiles models with one input and one output; this one has "
-                             f"{len(ins)} and {len(outs)}")
+        specs = dict(self.input_specs())
         tensors = {}
-        for layer in self.layers:
-            if layer.get("class_name") == "InputLayer":
-                c = layer.get("config") or {}
-                tensors[(_lname(layer), 0, 0)] = self.make_input(_lname(layer), c.get("batch_shape")
-                                                                 or c.get("batch_input_shape"))
+        for name in [r[0] for r in ins] + sorted(set(specs) - {r[0] for r in ins}):  # graph inputs in model order
+            tensors[(name, 0, 0)] = self.make_input(name, specs.get(name))
         pending = [(layer, i, node) for layer in self.layers if layer.get("class_name") != "InputLayer"
                    for i, node in enumerate(layer.get("inbound_nodes") or [])]
         while pending:
@@ -232,9 +249,11 @@ class _Importer:
             if not progress:
                 missing = sorted({_lname(p[0]) for p in pending})
                 raise ModelError(f"{self.where}: cannot order the layers {', '.join(missing)} (missing inputs)")
-        if outs[0] not in tensors:
-            raise ModelError(f"{self.where}: output {outs[0][0]!r} is not computed from the input")
-        return tensors[outs[0]]
+        missing = [o[0] for o in outs if o not in tensors]
+        if missing or not outs:
+            raise ModelError(f"{self.where}: output(s) {', '.join(map(safe_name, missing)) or '(none)'} not computed "
+                             f"from the inputs")
+        return [tensors[o] for o in outs]
 
     # -- layout helpers ------------------------------------------------------------------------------
     def as_nchw(self, t):

@@ -172,7 +172,10 @@ class _Importer:
         self.qtypes = {}  # output of a QuantizeLinear -> (its parameters, its numpy dtype)
         self.problems = Problems()
         self.unknown = set()  # tensors produced by nodes that could not be imported
+        self.stubs = set()  # tolerant mode: stand-ins (ONNX-inferred shapes) for tensors of such nodes
+        self.inferred = self._inferred_shapes() if tolerant else {}
         self.trace = []  # per ONNX node: (name, op_type, IR nodes it became, problem or None)
+        self.read = {t for n in g.node for t in n.input} | {o.name for o in g.output}  # tensors something reads
         init_names = set(self.consts)
         real_inputs = [i for i in g.input if i.name not in init_names]
         shapes = self._shape_overrides(real_inputs, input_shape)
@@ -299,6 +302,39 @@ class _Importer:
     def tmp(self, base):
         return self.g.fresh_name(base)
 
+    def _inferred_shapes(self):
+        """ONNX shape inference's static shapes (batch dim 1), name -> tuple; {} where it fails."""
+        import onnx
+        try:
+            model = onnx.shape_inference.infer_shapes(self.model)
+        except Exception:  # noqa: BLE001 - only a nicety for lbc inspect's listing
+            return {}
+        shapes = {}
+        for vi in list(model.graph.value_info) + list(model.graph.output):
+            dims = vi.type.tensor_type.shape.dim
+            shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (1 if i == 0 else None)
+                     for i, d in enumerate(dims)]
+            if vi.type.tensor_type.HasField("shape") and None not in shape:
+                shapes[vi.name] = tuple(shape)
+        return shapes
+
+    def _stub(self, node):
+        """Tolerant mode: let the walk go on past a node that cannot be imported. Its outputs get
+        stand-ins of their inferred shape - zeros when every input is constant (generated
+        weights), else an opaque activation - so later nodes still show their shapes, params and
+        MACs; problems found only downstream of a stand-in are not counted as the model's own."""
+        const = all(self.is_const(t) for t in node.input if t)
+        for t in node.output:
+            shape = self.inferred.get(t)
+            if not self.tolerant or not t or shape is None:
+                self.unknown.add(t)
+            elif const:
+                self.consts[t] = np.zeros(shape, dtype=np.float32)
+                self.stubs.add(t)
+            else:
+                self.g.types[t] = TensorType(F32, shape)
+                self.stubs.add(t)
+
     # -- the walk --------------------------------------------------------------------------------
     def run(self):
         """Import every node; collect every problem (unsupported ops with node names, inputs, nodes
@@ -307,6 +343,7 @@ class _Importer:
         for i, node in enumerate(self.model.graph.node):
             nname = node.name or f"{node.op_type.lower()}_{i}"
             before = len(self.g.nodes)
+            after_stub = any(self.name(t) in self.stubs for t in node.input if t)
             if any(self.name(t) in self.unknown for t in node.input if t):
                 why = self.unsupported_reason(node)
                 if why and node.op_type not in STATIC_SHAPE:
@@ -314,7 +351,7 @@ class _Importer:
                 self.trace.append((nname, node.op_type, [], "not imported: an input comes from a node above"))
                 self.unknown.update(node.output)
                 continue
-            why = None
+            why, own = None, True
             try:
                 if not self.try_fold(node):
                     why = self.unsupported_reason(node)
@@ -324,16 +361,21 @@ class _Importer:
                         self.convert(node, nname)
             except _Refused as e:
                 why = str(e) if str(e).startswith(node.op_type) else f"{safe_name(node.op_type)}: {e}"
+                own = not after_stub  # refused only because it reads a stand-in: a consequence, not a problem
             except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
                 # attributes or constants the checker lets through but no valid model has (a 0-d Gemm
                 # weight, a perm of the wrong length...): the model's problem, named per node
                 why = f"{safe_name(node.op_type)}: malformed node ({type(e).__name__}: {str(e)[:120]})"
+                own = not after_stub
             if why is not None:
-                self.problems.add(why, nname)
                 for n in self.g.nodes[before:]:
                     self.g.types.pop(n.outputs[0], None)
                 del self.g.nodes[before:]
-                self.unknown.update(node.output)
+                if own:
+                    self.problems.add(why, nname)
+                else:
+                    why = f"not imported: an input comes from a node above ({why})"
+                self._stub(node)
             self.trace.append((nname, node.op_type, [n.name for n in self.g.nodes[before:]], why))
         for o in self.model.graph.output:
             t = self.name(o.name)
@@ -370,6 +412,15 @@ class _Importer:
             return f"{op} with attribute {', '.join(extra)}"
         return None
 
+    def _one_node_model(self, node, feeds):
+        """`node` as a model of the graph's opset: the reference picks the op version by the model's
+        opset (given a bare node it uses the newest, e.g. Unsqueeze-13 for an opset-9 node with axes)."""
+        from onnx import TensorProto, helper
+        vi = [helper.make_tensor_value_info(t, TensorProto.UNDEFINED, None) for t in feeds]
+        vo = [helper.make_tensor_value_info(t, TensorProto.UNDEFINED, None) for t in node.output if t]
+        return helper.make_model(helper.make_graph([node], "fold", vi, vo),
+                                 opset_imports=[helper.make_opsetid("", self.opset)])
+
     def try_fold(self, node):
         """Evaluate a node whose value is known at import (onnx's reference implementation)."""
         from onnx import AttributeProto
@@ -387,8 +438,7 @@ class _Importer:
         else:
             return False
         try:
-            ref = ReferenceEvaluator(node, opsets={"": self.opset})
-            outs = ref.run(None, feeds)
+            outs = ReferenceEvaluator(self._one_node_model(node, feeds)).run(None, feeds)
         except Exception as e:  # noqa: BLE001 - the reference raises anything on models it rejects
             raise _Refused(f"cannot evaluate this constant {op} node ({type(e).__name__}: {e})"[:300]) from None
         if not all(isinstance(v, np.ndarray) for v in outs):
@@ -418,7 +468,9 @@ class _Importer:
         return v
 
     def no_extra_outputs(self, node, what):
-        if any(o for o in node.output[1:]):
+        """Refuse a node whose extra outputs (which lbc does not compute) something reads; an extra
+        output nobody reads (a Dropout mask exporters name anyway) is harmless."""
+        if any(o and o in self.read for o in node.output[1:]):
             raise _Refused(f"its {what} output")
 
     # -- op converters ---------------------------------------------------------------------------
@@ -1179,19 +1231,9 @@ def load_onnx(path, input_shape=None):
 
 
 def inspect_onnx(path, input_shape=None):
-    """Import as far as possible: (partial graph, Problems, trace, inferred shapes). The trace has
-    one (node name, op type, IR node names, problem or None) per ONNX node; inferred shapes (ONNX
-    shape inference, name -> tuple) cover tensors of nodes that could not be imported."""
-    import onnx
+    """Import as far as possible, for lbc inspect: (partial graph, Problems, trace, the ONNX model).
+    The trace has one (node name, op type, IR node names, problem or None) per ONNX node."""
     model = read_onnx(path)
     imp = _Importer(model, path, input_shape, tolerant=True)
     g = imp.run()
-    shapes = {}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - shape inference is a nicety for the listing, never required
-        inferred = model
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
-    return g, imp.problems, imp.trace, shapes, model
+    return g, imp.problems, imp.trace, imp.inferred, model

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lbc.errors import InternalError, ModelError
+from lbc.errors import InternalError, ModelError, safe_name
 from lbc.frontends.common import GraphBuilder, report_unsupported
 from lbc.ir.dtypes import I32
 
@@ -61,25 +61,28 @@ class Program:
 # ------------------------------------------------------------------------------ nn.Module route
 
 def from_module(module, example_input, name=None):
-    """Export `module` with torch.export on `example_input` (a tensor, array, or tuple with one of
-    them) and convert it. The module is exported in eval mode; its training flag is restored."""
+    """Export `module` with torch.export on `example_input` (a float tensor or array, or a tuple of
+    them for a module with several inputs) and convert it. The module is exported in eval mode; its training flag is restored."""
     import torch
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
-    if isinstance(example_input, (tuple, list)):
-        if len(example_input) != 1:
-            raise ModelError(f"lbc compiles models with exactly one input; got {len(example_input)} example inputs")
-        example_input = example_input[0]
-    if example_input is None:
-        raise ModelError("a torch module needs an example input (a tensor of the input shape, batch first)")
-    x = torch.as_tensor(np.asarray(example_input, dtype=np.float32)) if not isinstance(example_input, torch.Tensor) \
-        else example_input.detach().float()
+    xs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    if not xs or any(x is None for x in xs):
+        raise ModelError("a torch module needs an example input (a tensor of the input shape, batch first; a "
+                         "tuple of them for a module with several inputs)")
+    args = []
+    for x in xs:
+        t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+        if not t.dtype.is_floating_point:
+            raise ModelError(f"example input of dtype {t.dtype}: modules are imported with float inputs; export a "
+                             f"model with integer inputs (token ids) to ONNX")
+        args.append(t.float())
     name = name or type(module).__name__.lower()
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            ep = torch.export.export(module, (x,))
+            ep = torch.export.export(module, tuple(args))
     except Exception as e:  # noqa: BLE001 - torch raises many kinds; all mean "cannot trace this module"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{name}: torch.export could not trace the module: {first}") from None
@@ -434,15 +437,11 @@ class _Converter:
             why = self.unsupported_reason(n)
             if why:
                 bad.setdefault(why, []).append(n.name)
-        report_unsupported(self.p.where, bad, "ops")
-        if len(self.p.inputs) != 1:
-            raise ModelError(f"{self.p.where}: lbc compiles models with exactly one input, this one has "
-                             f"{len(self.p.inputs)} ({', '.join(self.p.inputs)})")
-        (inp,) = self.p.inputs
-        s = self.p.shapes[inp]
-        if len(s) < 2:
-            raise ModelError(f"{self.p.where}: input {inp!r} has shape {list(s)}; lbc needs a batch axis first")
-        self.b.add_input(inp, (1,) + tuple(s[1:]))
+        other = [f"input {safe_name(inp)!r} has shape {list(self.p.shapes[inp])}; lbc needs a batch axis first"
+                 for inp in self.p.inputs if len(self.p.shapes[inp]) < 2]
+        report_unsupported(self.p.where, bad, "ops", other)
+        for inp in self.p.inputs:
+            self.b.add_input(inp, (1,) + tuple(self.p.shapes[inp][1:]))
         for n in self.p.nodes:
             self.node = n
             if n.target in IGNORED:
@@ -456,8 +455,6 @@ class _Converter:
             if o is None or o in self.consts:
                 raise ModelError(f"{self.p.where}: an output is a constant; nothing to compile")
             outs.append(self.alias.get(o, o))
-        if len(outs) != 1:
-            raise ModelError(f"{self.p.where}: lbc compiles models with exactly one output, this one has {len(outs)}")
         self._check_shapes()
         return self.b.finish(outs, self.hints)
 

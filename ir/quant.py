@@ -32,13 +32,16 @@ def _per_channel(v, ndim, axis):
 
 
 def requant(acc, m, k, lo, hi, axis=-1):
-    """clamp((acc*m + round) >> k, lo, hi), per channel along `axis` when m/k have more than one entry."""
+    """clamp((acc*m + round) >> k, lo, hi), per channel along `axis` when m/k have more than one entry.
+
+    The result is int8 when [lo, hi] lies within int8, else int32 (a layer whose output is its
+    accumulator, e.g. the current of a spiking neuron: m = 1, k = 0, lo/hi the int32 range)."""
     acc = np.asarray(acc, dtype=np.int64)
     m = _per_channel(m, acc.ndim, axis)
     k = _per_channel(k, acc.ndim, axis)
     r = np.where(k > 0, np.left_shift(np.int64(1), np.maximum(k - 1, 0)), 0)
     y = np.right_shift(acc * m + r, k)
-    return np.clip(y, lo, hi).astype(np.int8)
+    return np.clip(y, lo, hi).astype(np.int8 if ACT_LO <= lo and hi <= ACT_HI else np.int32)
 
 
 def rounding_shift(x, s):

@@ -121,6 +121,11 @@ class PentaryTarget(Target):
     description = "lbc's balanced base-5 machine: DOT over pent-packed weights, cycle-counting simulator"
     default_quant = "pentary"
     quants = ("pentary", "ternary", "int2")
+    op_limits = {
+        "add": "both operands activations of the output's shape (no broadcasting), operand shifts 0..15",
+        "avgpool": "one requantisation per tensor", "global_avgpool": "one requantisation per tensor",
+        "dense": "a conv2d output must be flattened before a dense layer reads it",
+    }
     ops = SUPPORTED_OPS
 
     def __init__(self, flash_bytes=None, ram_bytes=None, unroll="auto"):
@@ -136,7 +141,10 @@ class PentaryTarget(Target):
         return opts
 
     def check(self, graph):
-        problems = super().check(graph) + check_graph(graph)
+        problems = super().check(graph)
+        if graph.stateful:
+            return problems
+        problems += check_graph(graph)
         if problems:
             return problems
         low = lower(graph, self.unroll)

@@ -111,8 +111,8 @@ def test_unsupported_layers_listed_at_once(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         load_model(path)
     msg = str(e.value)
-    assert "Conv1D (layers: c1, c2)" in msg and "LayerNormalization (layers: ln1)" in msg
-    assert "Dense with activation gelu (layers: d_gelu)" in msg
+    assert "Conv1D (2 layers: c1, c2)" in msg and "LayerNormalization (layer: ln1)" in msg
+    assert "Dense with activation gelu (layer: d_gelu)" in msg
 
 
 def test_not_a_keras_file(tmp_path):

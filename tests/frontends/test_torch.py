@@ -197,7 +197,7 @@ def test_unsupported_ops_listed_at_once():
     with pytest.raises(UnsupportedOpError) as e:
         from_module(Unsupported(), torch.randn(1, 8))
     msg = str(e.value)
-    assert "aten.erf.default (ops: erf, erf_1)" in msg and "aten.sin.default (ops: sin)" in msg
+    assert "aten.erf.default (2 ops: erf, erf_1)" in msg and "aten.sin.default (op: sin)" in msg
 
 
 def test_module_needs_example_input():

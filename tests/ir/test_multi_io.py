@@ -125,3 +125,27 @@ def test_named_input_shapes(tmp_path):
     r = lbc_cli("compile", p, "-o", tmp_path / "o", "--input-shape", "p=1,3", "--input-shape", "q=1,3")
     assert r.returncode == 0, r.stderr
     assert_user_error(lbc_cli("compile", p, "-o", tmp_path / "o", "--input-shape", "1,3"), "2 inputs", "NAME=")
+
+
+def test_softmax_on_one_of_two_outputs_close_to_onnxruntime(tmp_path):
+    """Quantised host outputs vs the float model in onnxruntime: the softmax output is applied per
+    output by the runner (tolerance: int8 quantisation)."""
+    from multi_io_models import n, typed_model
+    from onnx import TensorProto
+    r, F = rng(5), TensorProto.FLOAT
+    m = typed_model([n("Gemm", ["a", "wa"], ["la"], name="fc_a"), n("Softmax", ["la"], ["p"], axis=1, name="sm"),
+                     n("Gemm", ["b", "wb"], ["lb"], name="fc_b"), n("Relu", ["lb"], ["q"], name="relu")],
+                    [("a", ["N", 8], F), ("b", ["N", 3], F)], [("p", ["N", 4], F), ("q", ["N", 2], F)],
+                    [("wa", (r.standard_normal((8, 4)) / 3).astype(np.float32)),
+                     ("wb", r.standard_normal((3, 2)).astype(np.float32))])
+    p = save(m, tmp_path / "sm.onnx")
+    calib = {"a": r.standard_normal((256, 8)).astype(np.float32), "b": r.standard_normal((256, 3)).astype(np.float32)}
+    art = lbc.compile(p, out=tmp_path / "o", calibration=calib)
+    m = json.loads((art.outdir / "lbc.json").read_text())
+    assert [o["softmax_axis"] for o in m["outputs"]] == [1, None]
+    x = {"a": r.standard_normal((50, 8)).astype(np.float32), "b": r.standard_normal((50, 3)).astype(np.float32)}
+    got = art.run(x)
+    ref = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, x)
+    np.testing.assert_allclose(got["p"].sum(axis=1), 1.0, rtol=1e-5)
+    assert np.abs(got["p"] - ref[0]).max() < 0.05
+    assert np.abs(got["q"] - ref[1]).max() < 0.1 * np.abs(ref[1]).max()
