@@ -32,7 +32,7 @@ SEEDS = {
     ".onnx": [ROOT / "examples/digits/mlp.onnx"],
     ".keras": [ROOT / "examples/nes_mlp/model.keras"],
     ".pt2": [ROOT / "examples/nes_mlp/qat.pt2", ROOT / "examples/bitnetmcu/float.pt2"],
-    ".nir": [],  # hook: add seed .nir files when lbc.frontends.nir lands
+    ".nir": [ROOT / "examples/spiking_digits/spiking_digits.nir"],  # more readers: add their seeds here
 }
 
 
@@ -190,7 +190,7 @@ def _seed_cases(suffixes):
 
 
 @settings(max_examples=20, **SETTINGS)
-@given(seed=st.sampled_from(_seed_cases([".onnx", ".keras", ".pt2"])), data=st.data())
+@given(seed=st.sampled_from(_seed_cases([".onnx", ".keras", ".pt2", ".nir"])), data=st.data())
 def test_damaged_model_files(worker, tmp_path_factory, seed, data):
     suffix, path = seed
     raw = path.read_bytes()
@@ -275,9 +275,10 @@ def test_pt2_member_damage(worker, tmp_path_factory, seed, pick, data):
     compile_case(worker, d, p, "host")
 
 
-def test_nir_reader_hook():
-    """The .nir reader (issue 11) joins this suite by adding seed files to SEEDS['.nir'] (and '.nir' to
-    the suffix list of test_damaged_model_files)."""
-    if importlib.util.find_spec("lbc.frontends.nir") is None:
-        pytest.skip("no .nir reader yet (lbc.frontends.nir): add its seeds to SEEDS['.nir'] when it lands")
-    assert SEEDS[".nir"], "lbc.frontends.nir exists: give the hostile suite seed .nir files"
+def test_every_reader_has_seeds():
+    """A model reader joins this suite through its seed files in SEEDS (damaged-file cases draw from
+    them); every format lbc reads must have one."""
+    from lbc.frontends import _load  # noqa: F401 - the readers live behind it
+    assert importlib.util.find_spec("lbc.frontends.nir") is not None
+    for suffix, seeds in SEEDS.items():
+        assert seeds and all(p.is_file() for p in seeds), suffix
