@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 from lbc import __version__
-from lbc.errors import ToolchainError, name_list
+from lbc.errors import LbcError, ToolchainError, name_list
 
 STREAMING_TARGETS = ("host", "rv32ec", "nes")  # the targets whose `streams` is True
 # Attribute values of IR ops that no target's kernels implement yet (the interpreter does): a graph
@@ -48,10 +48,12 @@ class Target:
     ram_bytes = None  # data budget, None = unbounded
 
     def __init__(self, flash_bytes=None, ram_bytes=None):
-        if flash_bytes:
-            self.flash_bytes = int(flash_bytes)
-        if ram_bytes:
-            self.ram_bytes = int(ram_bytes)
+        for key, v in (("flash_bytes", flash_bytes), ("ram_bytes", ram_bytes)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise LbcError(f"{key}={v!r}: a budget is a positive number of bytes")
+            setattr(self, key, int(v))
 
     def resolved_ops(self):
         """IR ops this target's pipeline removes before emitting (so they need no kernel): op -> how."""
@@ -130,6 +132,7 @@ def template_env(*dirs):
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
     env.globals["lbc_version"] = __version__
+    env.filters["comment_safe"] = comment_safe
     return env
 
 

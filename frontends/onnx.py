@@ -49,10 +49,35 @@ def read_onnx(path):
     if not model.graph.node and not model.graph.input:
         raise ModelError(f"{path}: not a valid ONNX model (no graph); is the file truncated or of another format?")
     try:
-        onnx.checker.check_model(model)
+        external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+        # the checker looks for external data files beside the path it is given (a proto: the cwd)
+        onnx.checker.check_model(str(path) if external else model)
     except onnx.checker.ValidationError as e:
         raise ModelError(f"{path}: invalid ONNX model: {str(e).splitlines()[0]}") from None
     return model
+
+
+def _tensor_array(t, path):
+    """An initializer's values; external data is read from the model's folder and may not leave it."""
+    from onnx import TensorProto, numpy_helper
+    if t.data_location == TensorProto.EXTERNAL:
+        info = {e.key: e.value for e in t.external_data}
+        folder = path.resolve().parent
+        where = (folder / info.get("location", "")).resolve()
+        if where == folder or folder not in where.parents:
+            raise ModelError(f"{path}: tensor {t.name!r} keeps its data in {info.get('location')!r}, outside the "
+                             f"model's folder; lbc only reads external data files beside the model")
+        if not where.is_file():
+            raise ModelError(f"{path}: tensor {t.name!r}: external data file {info.get('location')!r} not found "
+                             f"beside the model")
+        try:
+            return numpy_helper.to_array(t, base_dir=str(folder))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{path}: tensor {t.name!r}: cannot read its external data ({e})") from None
+    try:
+        return numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{path}: tensor {t.name!r} cannot be read ({e})") from None
 
 
 def opset_of(model):
@@ -144,12 +169,7 @@ class _Importer:
         self.opset = opset_of(model)
         g = model.graph
         self.g = Graph(_decode(g.name) or path.stem, [], [], [], {})
-        self.consts = {}
-        for i in g.initializer:
-            try:
-                self.consts[i.name] = numpy_helper.to_array(i)
-            except Exception as e:  # noqa: BLE001 - onnx raises assorted errors for bad tensors
-                raise ModelError(f"{path}: initializer {safe_name(i.name)!r} cannot be read ({e})") from None
+        self.consts = {i.name: self._numbers(i.name, _tensor_array(i, path)) for i in g.initializer}
         self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
         self.exp_hints = {}
         self.qtypes = {}  # output of a QuantizeLinear -> (its parameters, its numpy dtype)
@@ -210,6 +230,10 @@ class _Importer:
         for i, d in enumerate(dims):
             if d.HasField("dim_value") and d.dim_value > 0:
                 shape.append(int(d.dim_value))
+            elif d.HasField("dim_value"):
+                self.problems.add(f"input {safe_name(inp.name)!r} has dimension {i} of size {d.dim_value}; "
+                                  f"sizes must be positive")
+                shape.append(1)
             elif i == 0:
                 shape.append(1)  # the batch dimension: lbc compiles one sample per call
             else:
@@ -344,6 +368,11 @@ class _Importer:
             except _Refused as e:
                 why = str(e) if str(e).startswith(node.op_type) else f"{safe_name(node.op_type)}: {e}"
                 own = not after_stub  # refused only because it reads a stand-in: a consequence, not a problem
+            except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
+                # attributes or constants the checker lets through but no valid model has (a 0-d Gemm
+                # weight, a perm of the wrong length...): the model's problem, named per node
+                why = f"{safe_name(node.op_type)}: malformed node ({type(e).__name__}: {str(e)[:120]})"
+                own = not after_stub
             if why is not None:
                 for n in self.g.nodes[before:]:
                     self.g.types.pop(n.outputs[0], None)
@@ -431,7 +460,12 @@ class _Importer:
         getattr(self, "op_" + op)(node, nname, ins, out, a)
 
     def fold(self, out, value):
-        self.consts[out] = np.asarray(value)
+        self.consts[out] = self._numbers(out, np.asarray(value))
+
+    def _numbers(self, name, arr):
+        if arr.dtype.kind not in "biuf":
+            raise ModelError(f"{self.path}: tensor {name!r} holds {arr.dtype} values; lbc needs numbers")
+        return arr
 
     def need_const(self, node, t, what):
         v = self.const(t)
@@ -573,6 +607,8 @@ class _Importer:
             c = c.astype(np.float64) * a.get("beta", 1.0)
             if c.ndim == 2 and c.shape[0] != 1:
                 raise _Refused(f"a bias C of shape {c.shape} that differs between rows (the batch axis)")
+            if c.size not in (1, w.shape[0]):
+                raise _Refused(f"a bias C of {c.size} values for {w.shape[0]} outputs")
             inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
         self.emit("dense", nname, inputs, out)
 
@@ -641,7 +677,7 @@ class _Importer:
         d = self.need_const(node, ins[1], "divisor")
         if d.dtype != np.float32:
             raise _Refused(f"a {_np_name(d.dtype)} divisor")
-        if not np.all(np.isfinite(1.0 / d.astype(np.float64))) or np.any(d == 0):
+        if np.any(d == 0) or not np.all(np.isfinite(1.0 / d.astype(np.float64))):
             raise _Refused("a zero divisor")
         self._check_batch(node, ins[0], ins[1])
         self.emit("mul", nname, [ins[0], self.add_const(f"{nname}.recip", 1.0 / d.astype(np.float64))], out)

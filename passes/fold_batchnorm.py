@@ -17,9 +17,9 @@ from lbc.ir.graph import Node, TensorType
 class FoldBatchnorm:
     def run(self, graph, ctx):
         g = graph.copy()
+        users = g.consumers()
+        prod = g.producers()
         for n in [n for n in g.nodes if n.op == "batchnorm"]:
-            users = g.consumers()
-            prod = g.producers()
             s, b, mu, var = (g.consts[i].astype(np.float64) for i in n.inputs[1:5])
             scale = s / np.sqrt(var + n.attr("epsilon"))
             shift = b - mu * scale
@@ -37,6 +37,7 @@ class FoldBatchnorm:
                 p.inputs = [p.inputs[0], wn, bn]
                 del g.types[p.outputs[0]]
                 p.outputs = [n.outputs[0]]
+                prod[n.outputs[0]] = p
                 g.nodes.remove(n)
                 continue
             if _fold_into_consumer(g, n, users, scale, shift):

@@ -30,6 +30,7 @@ and tiles included): no placement of that schedule can use less; "activation_byt
 placement needs for the activations alone (before a kernel block is added), is compared with it.
 "steps" lists, per step, the live bytes and the step's name (the per-layer RAM report)."""
 
+import itertools
 from dataclasses import dataclass
 
 from lbc.ir import patch as P
@@ -57,14 +58,20 @@ def place(items, order="largest first"):
     """First-fit placement of (key, size, start, end) items in `order`, never overlapping an item whose
     [start, end] interval intersects. Returns ({key: offset}, arena bytes)."""
     placed = []
+    live = {}  # step -> indices into `placed` of the items live then: linear for chains, not quadratic
     offsets = {}
     for key, size, s, e in sorted(items, key=ORDERS[order]):
-        busy = sorted((o, sz) for o, sz, s2, e2 in placed if not (e2 < s or e < s2))
+        near = set()
+        for step in range(s, e + 1):
+            near.update(live.get(step, ()))
+        busy = sorted((placed[j][0], placed[j][1]) for j in near)
         off = 0
         for o, sz in busy:
             if off + size <= o:
                 break
             off = max(off, _align(o + sz))
+        for step in range(s, e + 1):
+            live.setdefault(step, []).append(len(placed))
         placed.append((off, size, s, e))
         offsets[key] = off
     return offsets, max((_align(o + sz) for o, sz, _, _ in placed), default=0)
@@ -112,7 +119,11 @@ def _intervals(steps, sizes, inplace, inputs=(), outputs=(), states=None):
     for t in outputs:
         end[find(t)] = len(steps)
     items = [(k, size[k], start[k], end[k]) for k in start]
-    live = [sum(sz for _, sz, s, e in items if s <= i <= e) for i in range(len(steps))]
+    delta = [0] * (len(steps) + 2)  # live bytes per step by a difference array (items span [s, e])
+    for _, sz, s, e in items:
+        delta[max(s, 0)] += sz
+        delta[min(e, len(steps) - 1) + 1] -= sz
+    live = list(itertools.accumulate(delta[:len(steps)]))
     return find, items, live
 
 

@@ -716,9 +716,10 @@ def check(graph):
             if n.op == "dense" and mem.geo(n.inputs[0]) is not None and len(g.types[n.inputs[0]].shape) > 2:
                 problems.append(f"dense {n.name}: its input {n.inputs[0]} is laid out for a conv2d (padded or "
                                 f"channels-last) and has more than one row; flatten it first")
+    prods = g.producers()
     for t in g.activation_tensors():
         dt = g.types[t].dtype.name
-        prod = g.producers().get(t)
+        prod = prods.get(t)
         want = "i32" if prod is not None and prod.op == "argmax" else "i8"
         if dt != want:
             problems.append(f"tensor {t} is {dt}; the pentary target needs {want} activations "

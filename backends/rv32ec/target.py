@@ -696,7 +696,7 @@ class Rv32ecTarget(Target):
         env = self._env()
         low = _Lowering(self, graph, env).analyse().choose()
         if low.problems:
-            raise TargetError("the model cannot be compiled for rv32ec:\n  - " + "\n  - ".join(low.problems))
+            raise TargetError("the model cannot be compiled for rv32ec", details=low.problems)
         low.lower()
         plan = low.plan
         inp, out = graph.inputs[0], graph.outputs[0]

@@ -98,7 +98,12 @@ class LeakyRelu:
 @op("clip", (1, 1), {"min": float("-inf"), "max": float("inf"), "lo": -128, "hi": 127}, int_attrs=("lo", "hi"),
     doc="clamp(x, min, max)")
 class Clip:
-    infer = staticmethod(same_infer)
+    @staticmethod
+    def infer(node, shapes, graph):
+        lo, hi = node.attr("min"), node.attr("max")
+        if np.isnan(lo) or np.isnan(hi):
+            raise ValueError(f"clip {node.name}: bounds [{lo}, {hi}] must be numbers")
+        return [tuple(shapes[0])]
 
     @staticmethod
     def float_fn(node, a):
@@ -112,7 +117,16 @@ class Clip:
 @op("batchnorm", (5, 5), {"epsilon": 1e-5}, weights=(1, 2, 3, 4),
     doc="(x - mean) / sqrt(var + eps) * scale + bias over axis 1; folded away before quantisation")
 class BatchNorm:
-    infer = staticmethod(same_infer)
+    @staticmethod
+    def infer(node, shapes, graph):
+        c = shapes[0][1] if len(shapes[0]) > 1 else None
+        if any(tuple(s) != (c,) for s in shapes[1:]):
+            raise ValueError(f"batchnorm {node.name}: scale, bias, mean and variance must have one value per "
+                             f"channel ({c}), got shapes {[tuple(s) for s in shapes[1:]]}")
+        var = graph.consts.get(node.inputs[4]) if graph is not None else None
+        if var is not None and not np.all(var.astype(np.float64) + node.attr("epsilon") > 0):
+            raise ValueError(f"batchnorm {node.name}: variance + epsilon must be positive")
+        return [tuple(shapes[0])]
 
     @staticmethod
     def float_fn(node, a):
