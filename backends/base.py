@@ -15,6 +15,7 @@ import numpy as np
 from lbc import __version__
 from lbc.errors import ToolchainError, name_list
 
+STREAMING_TARGETS = ("host", "rv32ec", "nes")  # the targets whose `streams` is True
 # Attribute values of IR ops that no target's kernels implement yet (the interpreter does): a graph
 # using another value is refused by every target's `check`.
 EMITTED_ATTRS = {("pad", "mode"): "constant", ("maxpool", "ceil_mode"): 0, ("avgpool", "ceil_mode"): 0}
@@ -41,6 +42,7 @@ class Target:
     max_inputs = 1  # graph inputs the generated code takes (None: any number)
     max_outputs = 1
     integer_inputs = False  # whether inputs may be integer tensors (token ids) rather than quantised floats
+    streams = False  # compiles graphs with state (Graph.states) into lbc_reset/lbc_step firmware
     flash_bytes = None  # program + constant budget, None = unbounded
     ram_bytes = None  # data budget, None = unbounded
 
@@ -69,6 +71,9 @@ class Target:
 
     def check(self, graph):
         """Every reason this graph cannot be emitted for this target (empty list: fine)."""
+        if graph.stateful and not self.streams:
+            return [f"target {self.name} does not compile models with state (spiking or recurrent networks run "
+                    f"one time step per call; targets that do: {', '.join(STREAMING_TARGETS)})"]
         problems = []
         bad = {}
         for n in graph.nodes:

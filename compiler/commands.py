@@ -298,7 +298,7 @@ def _verify(graph, float_graph, outdir, target, quant, data):
     from lbc.ir.interpreter import run as interpret
     specs = driver.io_specs(graph, graph.inputs)
     x, labels = driver.load_inputs(data, graph.inputs, "data")
-    x = driver.check_inputs(x, specs, f"data {data}")
+    x = driver.check_inputs(x, specs, f"data {data}", graph.stateful)
     _, yq, stats = driver.run_compiled(outdir, x, raw=True)
     refs = interpret(graph, driver.quantize_inputs(x, specs))
     yqs = list(yq.values()) if isinstance(yq, dict) else [yq]
@@ -312,18 +312,19 @@ def _verify(graph, float_graph, outdir, target, quant, data):
             raise LbcError(f"data {data}: labels (y) are compared with the output of a one-output model; this "
                            f"one has {len(yqs)}")
         is_index = graph.types[graph.outputs[0]].dtype.name == "i32"  # the model ends in ArgMax
-        pred = _classes(yqs[0], is_index)
+        pred = _classes(yqs[0], is_index, graph.stateful)
         acc = float(np.mean(pred == labels))
         if float_graph is None:
             print(f"accuracy on target {acc:.2%} ({n} samples; the float model is not in an output folder: verify "
                   f"the model file to compare)")
         else:
-            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False)
+            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False,
+                             graph.stateful)
             facc = float(np.mean(fpred == labels))
             drop = 100 * (facc - acc)
             print(f"accuracy: float {facc:.2%}, on target {acc:.2%} ({-drop:+.1f} points), agreement with the "
                   f"float model {np.mean(pred == fpred):.2%} ({n} samples)")
-            if drop > A.DROP_POINTS:
+            if drop > A.DROP_POINTS and not graph.stateful:  # (per-layer SQNR of sequences: not yet)
                 sq = A.layer_sqnr(float_graph, graph, x, specs)
                 ops = {nd.name: nd.op for nd in graph.nodes}
                 print(f"quantisation costs {drop:.1f} points; the layers that lose the most (SQNR of their output "
@@ -341,9 +342,13 @@ def _verify(graph, float_graph, outdir, target, quant, data):
         raise InternalError(f"{int((~same).sum())} outputs differ from the reference interpreter: a backend bug")
 
 
-def _classes(y, is_index):
-    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores."""
-    y = np.asarray(y).reshape(len(y), -1)
+def _classes(y, is_index, sequence=False):
+    """Predicted class per sample: the output itself for an ArgMax model, else the argmax of the scores;
+    for a model with state (outputs [N, T, ...]) the argmax of the outputs summed over time (spike counts)."""
+    y = np.asarray(y)
+    if sequence:
+        y = y.sum(axis=1)
+    y = y.reshape(len(y), -1)
     return y[:, 0] if is_index else y.argmax(axis=1)
 
 

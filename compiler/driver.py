@@ -89,10 +89,11 @@ def load_batch(path, what="input"):
     return data, None
 
 
-def check_inputs(data, specs, what):
+def check_inputs(data, specs, what, sequence=False):
     """Validate a batch for inputs described by `specs` (see `io_specs`). `data` is a dict name ->
     array, or one array for a one-input model. Float inputs become float32; integer inputs (token
-    ids) must hold integers in their dtype's range. Returns a dict name -> array in `specs` order."""
+    ids) must hold integers in their dtype's range. With `sequence` (a model with state) every input
+    is a batch of sequences (N, T, ...). Returns a dict name -> array in `specs` order."""
     names = [s["name"] for s in specs]
     if not isinstance(data, dict):
         if len(specs) != 1:
@@ -110,16 +111,18 @@ def check_inputs(data, specs, what):
         x = np.asarray(data[s["name"]])
         label = f"{what}, input {s['name']!r}" if len(specs) > 1 else what
         shape = tuple(s["shape"][1:])
+        lead = 2 if sequence else 1
         if x.dtype.kind not in "fiub":
             raise LbcError(f"{label}: expected numbers, got dtype {x.dtype}")
-        if tuple(x.shape[1:]) != shape:
-            if x.ndim >= 1 and x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-                x = x.reshape((x.shape[0],) + shape)
+        if x.ndim < lead or tuple(x.shape[lead:]) != shape:
+            if x.ndim > lead and int(np.prod(x.shape[lead:])) == int(np.prod(shape)):
+                x = x.reshape(tuple(x.shape[:lead]) + shape)
             else:
-                raise LbcError(f"{label}: shape {tuple(x.shape)} does not match the model input (N, "
-                               f"{', '.join(map(str, shape))})")
-        if x.shape[0] == 0:
-            raise LbcError(f"{label}: no samples")
+                extra = "; the model has state: it takes sequences, one time step per call" if sequence else ""
+                raise LbcError(f"{label}: shape {tuple(x.shape)} does not match the model input "
+                               f"{'(N, T, ' if sequence else '(N, '}{', '.join(map(str, shape))}){extra}")
+        if x.shape[0] == 0 or (sequence and x.shape[1] == 0):
+            raise LbcError(f"{label}: no samples" if x.shape[0] == 0 else f"{label}: sequences of length 0")
         if batch is not None and x.shape[0] != batch:
             raise LbcError(f"{what}: inputs have different sample counts ({batch} and {x.shape[0]} for "
                            f"{s['name']!r})")
@@ -139,14 +142,14 @@ def check_inputs(data, specs, what):
 
 def check_batch(x, graph, what):
     """One-input form of `check_inputs`: the checked array."""
-    return next(iter(check_inputs(x, io_specs(graph, graph.inputs), what).values()))
+    return next(iter(check_inputs(x, io_specs(graph, graph.inputs), what, graph.stateful).values()))
 
 
 def load_calibration(path, graph):
     if path is None:
         return None
     data, _ = load_inputs(path, graph.inputs, "calibration")
-    return check_inputs(data, io_specs(graph, graph.inputs), f"calibration data {path}")
+    return check_inputs(data, io_specs(graph, graph.inputs), f"calibration data {path}", graph.stateful)
 
 
 def parse_shape(text):
@@ -192,7 +195,7 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, fg)
     elif calibration is not None:
-        calibration = check_inputs(calibration, io_specs(fg, fg.inputs), "calibration data")
+        calibration = check_inputs(calibration, io_specs(fg, fg.inputs), "calibration data", fg.stateful)
     ctx = PassContext(calibration=calibration, granularity=granularity, target=tgt)
     names = passes if passes is not None else tgt.pipeline(quant)
     g = run_pipeline(fg, names, ctx, dump_after=dump_after, on_dump=on_dump)
@@ -252,6 +255,7 @@ def manifest(c):
     return {
         "lbc": __version__, "target": c.target.name, "quant": c.quant, "model": g.name,
         "inputs": io_specs(g, g.inputs), "outputs": outputs,
+        "stateful": g.stateful, "state_bytes": g.meta.get("memory_plan", {}).get("state_bytes", 0),
         "target_options": c.target.options() if hasattr(c.target, "options") else {},
     }
 
@@ -314,19 +318,28 @@ def softmax(y, axis):
 
 
 def quantize_inputs(data, specs):
-    """The integer inputs of a compiled model: float inputs quantised at their exp, integer inputs as they are."""
-    return {s["name"]: quantize_input(data[s["name"]], s["exp"]) if s["exp"] is not None else data[s["name"]]
-            for s in specs}
+    """The integer inputs of a compiled model: float inputs quantised at their exp (spikes, b1, then
+    clamped to 0..1), integer inputs as they are."""
+    out = {}
+    for s in specs:
+        x = data[s["name"]]
+        if s["exp"] is not None:
+            x = quantize_input(x, s["exp"])
+            if s["dtype"] == "b1":
+                x = np.clip(x, 0, 1).astype(np.int8)
+        out[s["name"]] = x
+    return out
 
 
 def run_compiled(outdir, x, raw=False):
     """Run a compiled folder on a batch: `x` is one array (one-input model) or a dict input name ->
-    array. Returns (outputs, integer outputs, stats); the outputs are arrays for a one-output model,
+    array; for a model with state, batches of sequences (N, T, ...), each started from the reset
+    state. Returns (outputs, integer outputs, stats); the outputs are arrays for a one-output model,
     else dicts output name -> array. Outputs are dequantised (and softmaxed) unless `raw`."""
     m = read_manifest(outdir)
     tgt = get_target(m["target"], **m.get("target_options", {}))
     ins, outs = m["inputs"], m["outputs"]
-    xq = quantize_inputs(check_inputs(x, ins, "input batch"), ins)
+    xq = quantize_inputs(check_inputs(x, ins, "input batch", m.get("stateful", False)), ins)
     res, stats = tgt.run(Path(outdir), m, xq[ins[0]["name"]] if len(ins) == 1 else xq)
     yqs = [res] if len(outs) == 1 else [res[o["name"]] for o in outs]
     ys = []

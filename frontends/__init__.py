@@ -6,7 +6,8 @@ from lbc.errors import ModelError
 
 
 def load_model(path, input_shape=None):
-    """Load a model file by its extension: .onnx, .pt2 (torch.export.save) or .keras (Keras 3)."""
+    """Load a model file by its extension: .onnx, .pt2 (torch.export.save), .keras (Keras 3) or .nir
+    (NIR, a stateful graph: one call is one time step)."""
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {path}")
@@ -24,6 +25,9 @@ def load_model(path, input_shape=None):
     if suffix == ".pt2":
         from lbc.frontends.torch import load_pt2
         return _no_input_shape(load_pt2(p), input_shape, path)
+    if suffix == ".nir":
+        from lbc.frontends.nir import load_nir
+        return _no_input_shape(load_nir(p), input_shape, path)
     if suffix == ".keras":
         from lbc.frontends.keras import load_keras
         return load_keras(p, input_shape)
@@ -31,7 +35,7 @@ def load_model(path, input_shape=None):
         raise ModelError(f"{path}: lbc never unpickles model files; save the model as a torch.export "
                          f"program with lbc.frontends.torch.save_pt2(model, x, 'model.pt2') (or "
                          f"torch.export.save) or pass the nn.Module to lbc.compile")
-    raise ModelError(f"{path}: unknown model format {suffix or '(no extension)'}; lbc reads .onnx, .pt2 and .keras")
+    raise ModelError(f"{path}: unknown model format {suffix or '(no extension)'}; lbc reads .onnx, .pt2, .keras and .nir")
 
 
 def _no_input_shape(graph, input_shape, path):

@@ -40,6 +40,7 @@ F32 = DType("f32", None, None, 32)
 I32 = DType("i32", -(2**31), 2**31 - 1, 32)
 I16 = DType("i16", -(2**15), 2**15 - 1, 16)
 I8 = DType("i8", -128, 127, 8)
+B1 = DType("b1", 0, 1, 1)  # spikes: an activation that is 0 or 1 (int8 storage); a layer reading it adds weight columns
 U8 = DType("u8", 0, 255, 8)  # only the output of an ONNX QuantizeLinear with a uint8 zero point
 I4 = DType("i4", -8, 7, 4)
 I2 = DType("i2", -2, 1, 2)
@@ -47,7 +48,7 @@ TERNARY = DType("ternary", -1, 1, float(np.log2(3)))
 PENTARY = DType("pentary", -2, 2, float(np.log2(5)))
 BOOL = DType("bool", 0, 1, 1)  # masks (comparisons, Not/And/Or, Where's condition); never quantised
 
-DTYPES = {d.name: d for d in (F32, I32, I16, I8, U8, I4, I2, TERNARY, PENTARY, BOOL)}
+DTYPES = {d.name: d for d in (F32, I32, I16, I8, B1, U8, I4, I2, TERNARY, PENTARY, BOOL)}
 
 # Weight dtypes the quantize passes produce, and the names users pass as --quant.
 QUANT_DTYPES = {"int8": I8, "int4": I4, "int2": I2, "ternary": TERNARY, "pentary": PENTARY}

@@ -63,6 +63,9 @@ def print_graph(g):
         arr = g.consts[name]
         vals = ", ".join(_num(v) for v in arr.reshape(-1).tolist())
         lines.append(f"const {_decl(name, g.types[name])} = [{vals}]")
+    for name, st in g.states.items():
+        vals = ", ".join(_num(v) for v in st.init.reshape(-1).tolist())
+        lines.append(f"state {_decl(name, g.types[name])} = [{vals}] next {_ref(st.next)}")
     for n in g.nodes:
         outs = ", ".join(_decl(o, g.types[o]) for o in n.outputs)
         ins = ", ".join(_ref(i) for i in n.inputs)
@@ -159,6 +162,10 @@ def _statement(g, st):
         arr.setflags(write=False)
         g.consts[name] = arr
         g.types[name] = t
+    elif kind == "state":
+        name, t = _decl_of(st.children[0])
+        vals = _VALUES.transform(st.children[1])
+        g.add_state(name, t, np.array(vals, dtype=t.dtype.numpy).reshape(t.shape[1:]), _ref_of(st.children[2]))
     elif kind == "node":
         decls = [c for c in st.children if getattr(c, "data", None) == "tensor_decl"]
         rest = [c for c in st.children if getattr(c, "data", None) != "tensor_decl"]

@@ -14,7 +14,7 @@ def verify(graph):
     """Raise VerifyError on the first inconsistency: undefined tensors, wrong arity or attributes,
     shapes that disagree with shape inference, non-constant weights, integer nodes without an
     integer form, or accumulators that could overflow 32 bits."""
-    defined = set(graph.inputs) | set(graph.consts)
+    defined = set(graph.inputs) | set(graph.consts) | set(graph.states)
     for name in defined:
         if name not in graph.types:
             raise VerifyError(f"tensor {name!r} has no type")
@@ -70,7 +70,29 @@ def verify(graph):
     for o in graph.outputs:
         if o not in defined:
             raise VerifyError(f"graph output {o!r} is never defined")
+    _check_states(graph, defined)
     return graph
+
+
+def _check_states(graph, defined):
+    """A state is not an input or a constant; its next value is computed by exactly one node, has
+    the state's type, and no node reads the state after that node (backends update it in place)."""
+    producers = graph.producers()
+    for name, st in graph.states.items():
+        t = graph.types[name]
+        if name in graph.inputs or name in graph.consts:
+            raise VerifyError(f"state {name!r} is also an input or a constant")
+        if st.next not in defined or st.next not in producers:
+            raise VerifyError(f"state {name!r}: its next value {st.next!r} is not computed by a node")
+        nt = graph.types[st.next]
+        if (nt.dtype, tuple(nt.shape), nt.exp) != (t.dtype, tuple(t.shape), t.exp):
+            raise VerifyError(f"state {name!r} is {t}, its next value {st.next!r} is {nt}")
+        if tuple(st.init.shape) != tuple(t.shape[1:]):
+            raise VerifyError(f"state {name!r}: initial value has shape {st.init.shape}, type says {t.shape}")
+        writer = graph.nodes.index(producers[st.next])
+        late = [n.name for n in graph.nodes[writer + 1:] if name in n.inputs]
+        if late:
+            raise VerifyError(f"state {name!r} is read by {', '.join(late)} after its next value is computed")
 
 
 def _check_acc(graph, node):

@@ -20,6 +20,11 @@ alive at the same time never overlap. Offsets are 4-byte aligned.
   plan, "kernel_block" is the largest block of the arena that is free from the end of the stages on
   (the stage's input and tiles are dead): kernels after the stages put their scratch there.
 
+State tensors (Graph.states) get static storage that outlives a step: they are live for the whole
+step (from before the first step to past the last), so nothing else ever shares their bytes, and the
+tensor holding a state's next value shares the state's bytes (the op that computes it updates the
+state in place). meta["memory_plan"]["state_bytes"] is their total (for a graph with states).
+
 "lower_bound_bytes" is the largest sum of live bytes over the steps of the chosen schedule (in place
 and tiles included): no placement of that schedule can use less; the first-fit arena is compared with it.
 "steps" lists, per step, the live bytes and the step's name (the per-layer RAM report)."""
@@ -64,11 +69,12 @@ def place(items, order="largest first"):
     return offsets, max((_align(o + sz) for o, sz, _, _ in placed), default=0)
 
 
-def _intervals(steps, sizes, inplace, inputs=(), outputs=()):
+def _intervals(steps, sizes, inplace, inputs=(), outputs=(), states=None):
     """Liveness of a step list [(name, op, reads, writes, scratch bytes)] over tensors of `sizes`.
     Returns (find: tensor -> the tensor whose bytes it uses, [(key, size, start, end)], live bytes per
-    step). Inputs are written before step 0, outputs live past the last step."""
-    alias = {}
+    step). Inputs are written before step 0, outputs live past the last step; `states` maps a state's
+    next-value tensor to the state, which lives across every step and lends it its bytes."""
+    alias = dict(states or {})
 
     def find(t):
         while t in alias:
@@ -85,11 +91,13 @@ def _intervals(steps, sizes, inplace, inputs=(), outputs=()):
     start, end, size = {}, {}, {}
     for t in inputs:
         start[t], end[t], size[t] = -1, -1, sizes[t]
+    for t in sorted(set((states or {}).values())):
+        start[t], end[t], size[t] = -1, len(steps), sizes[t]
     for i, (name, op, reads, writes, scratch) in enumerate(steps):
         for t in reads:
             end[find(t)] = max(end.get(find(t), i), i)
         for t in writes:
-            if op == "reshape":
+            if op == "reshape" or (states and t in states):
                 continue
             src = find(reads[0]) if reads else None
             if (op in inplace and src is not None and last.get(src) == i and src not in outputs
@@ -147,7 +155,8 @@ def _plan(g, inplace, stages, block=0, order="largest first"):
             steps.append((name, "patch", [s.input], [s.output], size))
         elif n.name not in inside:
             steps.append((n.name, n.op, [i for i in n.inputs if i not in g.consts], list(n.outputs), 0))
-    find, items, live = _intervals(steps, sizes, inplace, g.inputs, g.outputs)
+    find, items, live = _intervals(steps, sizes, inplace, g.inputs, g.outputs,
+                                   {st.next: name for name, st in g.states.items()})
     after = max((i for i, st in enumerate(steps) if st[1] == "patch"), default=-1) + 1
     if block:
         items.append(("kernel block", block, after, len(steps) - 1))
@@ -239,6 +248,8 @@ class PlanMemory:
                                  "lower_bound_bytes": plan.lower_bound, "steps": plan.steps,
                                  "patches": plan.patches, "extra_macs": plan.extra_macs, "tried": tried,
                                  "budget_bytes": budget, "kernel_block": plan.kernel_block}
+        if g.states:
+            g.meta["memory_plan"]["state_bytes"] = sum(_align(tensor_bytes(g.types[t])) for t in g.states)
         return g
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lbc.errors import LbcError
-from lbc.ir.dtypes import I8, I32, QUANT_DTYPES
+from lbc.ir.dtypes import B1, I8, I32, QUANT_DTYPES
 from lbc.ir.graph import TensorType
 from lbc.ir.interpreter import run as interpret
 from lbc.ir.ops import OPS
+from lbc.ir.ops.spiking import U_LIMIT, state_bound
 from lbc.ir.ops.pointwise import build_table
 from lbc.ir.quant import choose_multiplier
 
@@ -80,12 +81,14 @@ def calibrate(graph, data):
 
 
 def default_calibration(graph):
-    """256 samples per input: float inputs uniform in [-1, 1], integer inputs zero (seed 0)."""
+    """256 samples per input (sequences of 8 steps for a model with state): float inputs uniform in
+    [-1, 1], integer inputs zero (seed 0)."""
     rng = np.random.default_rng(0)
+    steps = (8,) if graph.stateful else ()
     data = {}
     for name in graph.inputs:
         t = graph.types[name]
-        shape = (256,) + tuple(t.shape[1:])
+        shape = (256,) + steps + tuple(t.shape[1:])
         data[name] = (rng.uniform(-1, 1, size=shape).astype(np.float32) if t.dtype.is_float
                       else np.zeros(shape, dtype=t.dtype.numpy))
     return data
@@ -106,13 +109,19 @@ class Quantize:
                      f"pass real inputs for better accuracy")
             data = default_calibration(g)
         exps = calibrate(g, data)
+        spikes = set(g.meta.get("spike_inputs", ()))
+        exps.update({name: 0 for name in spikes})
         per_channel = ctx.granularity == "channel"
         q = _Quantizer(g, dt, exps, per_channel)
         for n in list(g.nodes):
             q.node(n)
+        prod = g.producers()
         for name in g.activation_tensors():
             t = g.types[name]
-            if t.dtype.is_float:
+            p = prod.get(name)
+            if name in spikes or (p is not None and OPS[p.op].layout and g.types[p.inputs[0]].dtype == B1):
+                g.types[name] = TensorType(B1, t.shape, 0)  # spikes, or spikes moved by a layout op
+            elif t.dtype.is_float:
                 g.types[name] = TensorType(I8, t.shape, q.exps[name])
         g.meta.update(quant=self.weight_dtype, granularity=ctx.granularity,
                       input_exp=g.types[g.inputs[0]].exp,  # of the first input (each input's type has its exp)
@@ -168,6 +177,8 @@ def _strip_output_softmax(g):
 class _Quantizer:
     def __init__(self, g, dt, exps, per_channel):
         self.g, self.dt, self.exps, self.per_channel = g, dt, exps, per_channel
+        self.units = {}  # dense/conv output -> real value of one accumulator unit per output channel
+        self.acc_bound = {}  # lif/li node -> bound of |its current| when that is an accumulator
 
     def e(self, name):
         return self.exps[name]
@@ -176,8 +187,9 @@ class _Quantizer:
     KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool"})
 
     def node(self, n):
-        if all(not self.g.types[i].dtype.is_float for i in n.inputs if not self.g.is_const(i)):
-            return  # an integer data path (token ids through a reshape) or masks: not quantised
+        if all(not self.g.types[i].dtype.is_float and self.g.types[i].dtype != B1
+               for i in n.inputs if not self.g.is_const(i)):
+            return  # an integer data path (token ids through a reshape) or masks: not quantised (spikes are)
         if OPS[n.op].real is not None:
             self._table(n)
             return
@@ -203,8 +215,12 @@ class _Quantizer:
 
     def q_leaky_relu(self, n):
         self.q_same_exp(n)
-        m, k = choose_multiplier(n.attr("alpha"), 128)
-        n.attrs.update(m=(m,), k=(k,))
+        alpha = float(n.attr("alpha"))
+        m, k = choose_multiplier(abs(alpha), 128)
+        if alpha < 0:  # leaky_relu's integer form has m >= 0: a negative slope is a prelu
+            n.op, n.attrs = "prelu", {"axis": 1, "m": (-m,), "k": (k,)}
+        else:
+            n.attrs.update(m=(m,), k=(k,))
 
     def q_argmax(self, n):
         self.g.types[n.outputs[0]] = TensorType(I32, self.g.types[n.outputs[0]].shape)
@@ -260,6 +276,7 @@ class _Quantizer:
         sx = 2.0**-ex
         wn = g.fresh_name(f"{n.inputs[1]}.q")
         g.add_const(wn, wq, self.dt)
+        self.units[n.outputs[0]] = sx * s
         ins = [n.inputs[0], wn]
         bound = np.abs(wq.reshape(wq.shape[0], -1).astype(np.int64)).sum(axis=1) * 128
         if len(n.inputs) > 2:
@@ -292,6 +309,89 @@ class _Quantizer:
     def q_global_avgpool(self, n):
         cnt = int(np.prod(self.g.types[n.inputs[0]].shape[2:]))
         self._requant(n, 2.0**-self.e(n.inputs[0]) / cnt / 2.0**-self.e(n.outputs[0]), 128 * cnt)
+
+    # ---------------------------------------------------------------- spiking neurons (ir/ops/spiking.py)
+
+    def _current_unit(self, n):
+        """The real value of one unit of the current input of a lif/li node, per neuron. A dense or
+        convolution feeding only this node keeps its i32 accumulator (no requantisation)."""
+        g, x = self.g, n.inputs[0]
+        p = g.producers().get(x)
+        size = g.types[n.outputs[0]].size
+        if p is not None and p.op in ("dense", "conv2d") and len(g.consumers().get(x, [])) == 1 \
+                and x not in g.outputs and x in self.units:
+            p.attrs.update(m=(1,), k=(0,), lo=-(2**31), hi=2**31 - 1)
+            g.types[x] = TensorType(I32, g.types[x].shape)
+            w = np.abs(g.consts[p.inputs[1]].astype(np.int64)).reshape(len(self.units[x]), -1).sum(axis=1)
+            b = np.abs(g.consts[p.inputs[2]].astype(np.int64)) if len(p.inputs) > 2 else 0
+            self.acc_bound[n.name] = int((w * (1 if g.types[p.inputs[0]].dtype == B1 else 128) + b).max())
+            unit = self.units[x]
+            per = size // unit.size
+            return np.repeat(unit, per) if p.op == "conv2d" else np.tile(unit, per)
+        return np.full(size, 2.0**-self.e(x))
+
+    def _neuron(self, n):
+        """Integer decay, leak constant and state of a lif/li node; returns v's unit per neuron."""
+        g = self.g
+        size = g.types[n.outputs[0]].size
+        vec = lambda k: np.broadcast_to(np.asarray(n.attr(k), dtype=np.float64), (size,))
+        beta, gain = vec("beta"), vec("gain")
+        bad = []
+        if np.any(beta < 0) or np.any(beta > 1):
+            bad.append("beta outside [0, 1] (an unstable or oscillating neuron)")
+        if np.any(gain <= 0):
+            bad.append("a gain (R * dt / tau) that is not positive")
+        if bad:
+            raise LbcError(f"{n.op} {n.name!r} cannot be quantised: {'; '.join(bad)}")
+        unit = gain * self._current_unit(n)
+        s = 16
+        d = round_half_up((1 - beta) * 2.0**s).astype(np.int64)
+        while s > 0 and np.all(d % 2 == 0):
+            d, s = d // 2, s - 1
+        c = round_half_up((1 - beta) * vec("v_leak") / unit).astype(np.int64)
+        n.attrs.update(d=tuple(int(v) for v in d), s=int(s), c=tuple(int(v) for v in c))
+        state = n.inputs[1]
+        init = round_half_up(np.asarray(g.states[state].init, dtype=np.float64).reshape(-1) / unit)
+        self._ints(n, {"initial state": init, "leak constant": c})
+        t = g.types[state]
+        g.types[state] = g.types[n.outputs[1]] = TensorType(I32, t.shape)
+        g.add_state(state, g.types[state], init.reshape(t.shape[1:]), g.states[state].next)
+        return unit
+
+    @staticmethod
+    def _ints(n, named):
+        big = [k for k, v in named.items() if np.abs(np.asarray(v)).max(initial=0) >= U_LIMIT]
+        if big:
+            raise LbcError(f"{n.op} {n.name!r}: {', '.join(big)} beyond the membrane range +-2**30 in the "
+                           f"membrane's integer unit (weights far smaller than the threshold?)")
+
+    def q_lif(self, n):
+        unit = self._neuron(n)
+        size = unit.size
+        vec = lambda k: np.broadcast_to(np.asarray(n.attr(k), dtype=np.float64), (size,))
+        thr = np.floor(vec("threshold") / unit).astype(np.int64)  # integer u > thr  <=>  real u > threshold
+        vr = thr if n.attr("reset") == "subtract" else round_half_up(vec("v_reset") / unit).astype(np.int64)
+        self._ints(n, {"threshold": thr, "reset value": vr})
+        n.attrs.update(thr=tuple(int(v) for v in thr), vr=tuple(int(v) for v in vr))
+        self.g.types[n.outputs[0]] = TensorType(B1, self.g.types[n.outputs[0]].shape, 0)
+        self.exps[n.outputs[0]] = 0
+
+    def q_li(self, n):
+        unit = self._neuron(n)
+        ey = self.e(n.outputs[0])
+        bound = state_bound(n, self.acc_bound.get(n.name, 128)) or U_LIMIT
+        mk = [choose_multiplier(r, min(bound, U_LIMIT)) for r in unit / 2.0**-ey]
+        if len(set(mk)) == 1:
+            mk = mk[:1]
+        n.attrs.update(m=tuple(m for m, _ in mk), k=tuple(k for _, k in mk), lo=-128, hi=127)
+
+    def q_threshold(self, n):
+        e = self.e(n.inputs[0])
+        size = self.g.types[n.inputs[0]].size
+        thr = np.floor(np.broadcast_to(np.asarray(n.attr("threshold"), dtype=np.float64), (size,)) * 2.0**e)
+        n.attrs["thr"] = tuple(int(v) for v in np.clip(thr, -129, 127))  # integer q > thr  <=>  real x > threshold
+        self.g.types[n.outputs[0]] = TensorType(B1, self.g.types[n.outputs[0]].shape, 0)
+        self.exps[n.outputs[0]] = 0
 
     def _pow2_requant(self, n, j, bound):
         """Requantisation by exactly 2**j (m = 2**j or k = -j), refused when bound * m + round does

@@ -40,3 +40,12 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     echo "setup: WARNING: the torch 2.13.0 CPU wheel was not found; torch tests will skip" >&2
   fi
 fi
+
+# snnTorch and nirtorch (the spiking example's training and NIR export, the tests that compare with
+# snnTorch) after torch, without dependencies so that nothing can pull another torch build; they need
+# only torch and nir (requirements.txt).
+if .venv/bin/python -c "import torch" 2>/dev/null && ! .venv/bin/python -c "import snntorch, nirtorch" 2>/dev/null; then
+  echo "setup: installing snntorch and nirtorch"
+  .venv/bin/pip install -q --no-deps "snntorch==1.0.0" "nirtorch==2.6" || \
+    echo "setup: WARNING: snntorch/nirtorch could not be installed; the snnTorch comparisons will skip" >&2
+fi

@@ -21,6 +21,8 @@ from lbc.ir.ops import OPS, TABLE_OPS
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"
 RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h", "lbc_pointwise.c", "lbc_pointwise.h")
+SPIKING_FILES = ("lbc_spiking.c", "lbc_spiking.h")  # only for models with spiking ops
+SPIKING_OPS = ("lif", "li", "threshold")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 
 
@@ -51,6 +53,19 @@ class _Lowering:
                             "body": c_array(vals if len(vals) else [0]), "comment": comment_safe(comment)})
         return ident
 
+    def states(self):
+        """Each state's place in the arena and its initial value (for lbc_reset)."""
+        out = []
+        for name, st in self.g.states.items():
+            init = np.asarray(st.init).reshape(-1)
+            ident = None
+            if init.any():
+                ident = self.add_const(f"{name}_init", _CTYPE[self.g.types[name].dtype.name], init,
+                                       f"initial value of state {name}")
+            out.append({"ptr": self.ptr(name), "n": int(init.size), "comment": comment_safe(f"state {name}"),
+                        "init": ident})
+        return out
+
     def const_array(self, t):
         arr = self.g.consts[t]
         ctype = "int32_t" if self.g.types[t].dtype.name == "i32" else "int8_t"
@@ -73,7 +88,7 @@ class _Lowering:
     def lower(self):
         for n in self.g.nodes:
             base = self.names(n.name)
-            step = {"op": n.op, "name": base, "comment": comment_safe(f"{n.op} {n.name}"),
+            step = {"op": n.op, "template": n.op, "name": base, "comment": comment_safe(f"{n.op} {n.name}"),
                     "x": self.ptr(n.inputs[0]), "y": self.ptr(n.outputs[0])}
             getattr(self, "l_" + n.op)(n, step, base)
             self.steps.append(step)
@@ -83,6 +98,14 @@ class _Lowering:
         return self.g.types[t].shape[1:]
 
     def l_dense(self, n, s, base):
+        if self.g.types[n.outputs[0]].dtype.name == "i32":  # the accumulator: the current of a spiking neuron
+            w = self.g.consts[n.inputs[1]]
+            spikes = self.g.types[n.inputs[0]].dtype.name == "b1"
+            s.update(template="dense_spikes" if spikes else "dense_acc", K=w.shape[1], M=w.shape[0],
+                     wt=self.add_const(f"{base}_wt", "int8_t", np.ascontiguousarray(w.T),
+                                       f"{n.name} weights transposed [in][out]"),
+                     bias=self.ptr(n.inputs[2]) if len(n.inputs) > 2 else "0")
+            return
         s.update(K=self._shape(n.inputs[0])[-1], M=self._shape(n.outputs[0])[-1], w=self.weights(n),
                  bias=self.ptr(n.inputs[2]) if len(n.inputs) > 2 else "0", q=self.requant(n, base))
         rows = int(np.prod(self._shape(n.inputs[0])[:-1]))
@@ -215,14 +238,41 @@ class _Lowering:
             offset += inner_in
         s.update(parts=parts, outer=outer, inner_out=inner_out)
 
+    def _neuron(self, n, s, base):
+        vals = {k: n.attr(k) for k in ("d", "c", "thr", "vr") if k in OPS[n.op].attrs}
+        p = {k: self.add_const(f"{base}_{k}", "int32_t", v, f"{n.name} {k}") for k, v in vals.items()}
+        cur = n.inputs[0]
+        s.update(template=n.op, n=self.g.types[n.outputs[0]].size, s=n.attr("s"), p=p,
+                 len={k: len(v) for k, v in vals.items()}, subtract=int(n.attr("reset") == "subtract")
+                 if n.op == "lif" else 0, acc=int(self.g.types[cur].dtype.name == "i32"),
+                 cur=self.ptr(cur), v=self.ptr(n.inputs[1]))
+
+    def l_lif(self, n, s, base):
+        self._neuron(n, s, base)
+
+    def l_li(self, n, s, base):
+        self._neuron(n, s, base)
+        s["q"] = self.requant(n, base)
+
+    def l_threshold(self, n, s, base):
+        thr = n.attr("thr")
+        s.update(n=self.g.types[n.outputs[0]].size, nthr=len(thr),
+                 thr=self.add_const(f"{base}_thr", "int32_t", thr, f"{n.name} thresholds"))
+
     def l_argmax(self, n, s, base):
         shape = self.g.types[n.inputs[0]].shape
         ax = n.attr("axis") % len(shape)
         s.update(outer=int(np.prod(shape[1:ax])), n=shape[ax], inner=int(np.prod(shape[ax + 1:])))
 
 
+def _spiking(graph):
+    return any(n.op in SPIKING_OPS or graph.types[n.outputs[0]].dtype.name == "i32" and n.op == "dense"
+               for n in graph.nodes)
+
+
 class HostTarget(Target):
     name = "host"
+    streams = True
     description = "portable C99 for the build machine (the reference C backend)"
     default_quant = "int8"
     ops = frozenset(op for op, d in OPS.items() if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op)) | TABLE_OPS
@@ -230,6 +280,14 @@ class HostTarget(Target):
     max_inputs = None
     max_outputs = None
     integer_inputs = True
+
+    def check(self, graph):
+        problems = super().check(graph)
+        for n in graph.nodes:
+            if n.op == "conv2d" and graph.types[n.outputs[0]].dtype.name == "i32":
+                problems.append(f"conv2d {n.name}: an accumulator output (a convolution feeding a spiking neuron) "
+                                f"is not supported by target host yet")
+        return problems
 
     def emit(self, graph, outdir, options):
         low = _Lowering(graph).lower()
@@ -241,26 +299,32 @@ class HostTarget(Target):
                 tt = graph.types[t]
                 out.append({"index": i, "name": comment_safe(t, 60), "param": params(f"{kind}_{t}"),
                             "ctype": _CTYPE[tt.dtype.name], "size": tt.size, "shape": list(tt.shape),
+                            "lo": tt.dtype.lo, "hi": min(tt.dtype.hi, 127) if tt.dtype.hi is not None else None,
                             "exp": tt.exp, "ptr": low.ptr(t),
                             "arena_at": f"lbc_arena + {graph.meta['memory_plan']['offsets'][t]}"})
             return out
 
+        states = low.states()
         ctx = {
             "header": header_lines(graph, self.name, graph.meta["quant"]),
-            "consts": low.consts, "steps": low.steps,
+            "consts": low.consts, "steps": low.steps, "states": states, "spiking": _spiking(graph),
+            "state_bytes": graph.meta["memory_plan"].get("state_bytes", 0),
             "arena_bytes": max(graph.meta["memory_plan"]["arena_bytes"], 4),
             "inputs": io("in", graph.inputs), "outputs": io("out", graph.outputs),
         }
         env = template_env(HERE / "templates")
         for name in ("model.c", "model.h", "main.c"):
             (outdir / name).write_text(env.get_template(name + ".j2").render(**ctx))
-        for name in RUNTIME_FILES:
+        runtime = RUNTIME_FILES + (SPIKING_FILES if _spiking(graph) else ())
+        for name in runtime:
             shutil.copyfile(RUNTIME_C / name, outdir / name)
-        return {"files": ["model.c", "model.h", "main.c", *RUNTIME_FILES]}
+        return {"files": sorted(["model.c", "model.h", "main.c", *runtime])}
 
     def build(self, outdir):
         cc = find_tool("cc", "gcc")
-        cmd = [cc, *CFLAGS, "-o", "model", "main.c", "model.c", *(f for f in RUNTIME_FILES if f.endswith(".c"))]
+        srcs = [f for f in ("main.c", "model.c") + RUNTIME_FILES + SPIKING_FILES
+                if f.endswith(".c") and (Path(outdir) / f).exists()]
+        cmd = [cc, *CFLAGS, "-o", "model", *srcs]
         r = subprocess.run(cmd, cwd=outdir, capture_output=True, text=True)
         if r.returncode:
             raise InternalError(f"the generated C failed to compile:\n{r.stderr.strip()}")
@@ -272,21 +336,24 @@ class HostTarget(Target):
             raise ToolchainError(f"{exe} is missing; compile the model first")
         ins, outs = manifest["inputs"], manifest["outputs"]
         arrays = [xq] if len(ins) == 1 else [xq[s["name"]] for s in ins]
-        n = len(arrays[0])
-        # one record per sample: every input in lbc_run's order, native byte order (main.c's format)
+        seq = manifest.get("stateful", False)
+        lead = tuple(arrays[0].shape[:2 if seq else 1])  # (N,) or, for a model with state, (N, T)
+        n = int(np.prod(lead))
+        # one record per sample (per step): every input in lbc_run's order, native byte order (main.c's format)
         record = np.concatenate([np.ascontiguousarray(a, dtype=_NUMPY[s["dtype"]]).reshape(n, -1).view(np.uint8)
                                  for a, s in zip(arrays, ins)], axis=1)
-        r = subprocess.run([str(exe)], input=record.tobytes(), capture_output=True, timeout=600)
+        args = [str(exe)] + ([str(lead[1])] if seq else [])
+        r = subprocess.run(args, input=record.tobytes(), capture_output=True, timeout=600)
         if r.returncode:
             raise ToolchainError(f"{exe} failed with exit code {r.returncode}: {r.stderr.decode(errors='replace')}")
         widths = [int(np.prod(o["shape"][1:])) * np.dtype(_NUMPY[o["dtype"]]).itemsize for o in outs]
         raw = np.frombuffer(r.stdout, dtype=np.uint8).reshape(n, sum(widths))
         ys, at = {}, 0
         for o, w in zip(outs, widths):
-            ys[o["name"]] = raw[:, at:at + w].copy().view(_NUMPY[o["dtype"]]).reshape((n,) + tuple(o["shape"][1:]))
+            ys[o["name"]] = raw[:, at:at + w].copy().view(_NUMPY[o["dtype"]]).reshape(lead + tuple(o["shape"][1:]))
             at += w
         return (ys[outs[0]["name"]] if len(outs) == 1 else ys), {}
 
 
-_CTYPE = {"i8": "int8_t", "i32": "int32_t", "bool": "int8_t"}  # a mask: one byte, 0 or 1
-_NUMPY = {"i8": np.int8, "i32": np.int32, "bool": np.bool_}
+_CTYPE = {"i8": "int8_t", "b1": "int8_t", "i32": "int32_t", "bool": "int8_t"}  # b1 spikes, bool masks: 0 or 1
+_NUMPY = {"i8": np.int8, "b1": np.int8, "i32": np.int32, "bool": np.bool_}

@@ -549,20 +549,15 @@ def emit_multiply(c, p, call=False):
         c.ins(f"lda {sql},y", 3)
         c.ins(f"sbc {nql},y", 3)
         return
-    if p.dmax <= 0xFF:  # D_h = 0 wherever the multiply runs: one 8x8 product, P1 = 0
+    if p.dmax <= 0xFF and not (p.k >= 8 and p.c_hi):  # D_h = 0 wherever the multiply runs: P1 = 0
         c.imp("sec")
         c.ins(f"lda {sql},y", 3)
         c.ins(f"sbc {nql},y", 3)
         if p.k >= 8:
-            c.ins(f"lda {sqh},y", 3)  # floor(D*m / 256)
+            c.ins(f"lda {sqh},y", 3)  # floor(D*m / 256) < 256
             c.ins(f"sbc {nqh},y", 3)
-            if p.c_hi:
-                c.imm("ldx", 0)
-                _emit_chi(c, p)
-                emit_shift(c, p.k - 8, table=True)
-            else:
-                for _ in range(p.k - 8):
-                    c.imp("lsr a")
+            for _ in range(p.k - 8):
+                c.imp("lsr a")
             return
         c.zp("sta", Tmp.t0)
         c.ins(f"lda {sqh},y", 3)

@@ -53,6 +53,7 @@ TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer
 SUPPORTED_OPS = frozenset({"dense", "relu", "reshape", "argmax", "conv2d", "maxpool", "avgpool", "global_avgpool",
                            "add", "concat"}) | TABLE_OPS
 CYCLES_NTSC_FRAME = 29780
+STREAM_RECORDS = 512  # time steps per sim65 process of a streaming model (~100k cycles each at most)
 
 
 @dataclass
@@ -374,8 +375,8 @@ class Lowering:
                        int(w.size - np.count_nonzero(w)), dtype, positions=PH * kp * PW * kp)
         lp.fused = pool
         lp.macs = geo.OH * geo.OW * int(w.size)
-        lp.shape = (f"{geo.C}x{geo.H}x{geo.W} -> {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
-                    + (f", then max pooling {kp}x{kp} -> {M}x{PH}x{PW}" if pool is not None else ""))
+        lp.shape = (f"{geo.C}x{geo.H}x{geo.W} to {M}x{geo.OH}x{geo.OW}, window {geo.kh}x{geo.kw}"
+                    + (f", then max pooling {kp}x{kp} to {M}x{PH}x{PW}" if pool is not None else ""))
         probs = geo.problems(f"{n.op} {n.name}")
         if probs:
             self.problems += probs
@@ -482,7 +483,7 @@ class Lowering:
         geo = WK.Geometry(C, H, W, kh, kw, st[0], st[1], 1, 1, tuple(n.attr("pads")))
         lp = LayerPlan(n, name or f"lbc_L{idx}", kh * kw, C, 0, 0, "max", positions=geo.OH * geo.OW)
         lp.macs = 0
-        lp.shape = f"{C}x{H}x{W} -> {C}x{geo.OH}x{geo.OW}, window {kh}x{kw}"
+        lp.shape = f"{C}x{H}x{W} to {C}x{geo.OH}x{geo.OW}, window {kh}x{kw}"
         probs = geo.problems(f"maxpool {n.name}")
         if probs:
             self.problems += probs
@@ -847,10 +848,13 @@ def _load_samples(path, graph, limit):
 
 class NesTarget(Target):
     name = "nes"
+    streams = True  # spiking models: lbc_reset / lbc_step (stream.py), sim65 only
     description = "NES / 6502 (Ricoh 2A03): ca65 assembly, NROM-256 .nes cartridge and sim65 build"
     default_quant = "ternary"
     quants = ("ternary", "pentary", "int2", "int4")
     ops = SUPPORTED_OPS
+    # plan-memory may give these ops' output their input's bytes: their loops read byte i before writing byte i
+    inplace_ops = frozenset({"relu", "add"}) | TABLE_OPS
     flash_bytes = PRG_BYTES
     ram_bytes = RAM_BYTES
     op_limits = {"dense": "a [1, K] input", "argmax": "a [1, N] input"}
@@ -893,6 +897,12 @@ class NesTarget(Target):
 
     def check(self, graph):
         """Every problem: unsupported ops, inputs/outputs, each layer the kernels cannot take, RAM, ROM."""
+        if graph.stateful:
+            from lbc.backends.nes.stream import NesStream
+            problems = list(NesStream(graph).problems)
+            if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+                problems.append("target nes compiles graphs with one input and one output")
+            return problems
         problems = super().check(graph)
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             return problems
@@ -937,7 +947,33 @@ class NesTarget(Target):
         return self.flash_bytes - VECTOR_BYTES - SHELL_ROM_BYTES - self._samples_bytes(graph, nsamples)
 
     # ---------------------------------------------------------------- emit
+    def _emit_stream(self, graph, outdir):
+        """A spiking model with state: model.s/model.inc with lbc_reset/lbc_step and the sim65 build (no
+        demo cartridge)."""
+        from lbc.backends.nes.stream import NesStream
+        st = NesStream(graph)
+        if st.problems:
+            raise TargetError("the model cannot be compiled for nes:\n  - " + "\n  - ".join(st.problems))
+        code, resets, data, bss, bss_bytes = st.render()
+        inp, out = graph.inputs[0], graph.outputs[0]
+        ctx = {"header": header_lines(graph, self.name, graph.meta.get("quant", "?")), "code": code,
+               "resets": resets, "data": data, "bss": bss, "input_size": graph.types[inp].size,
+               "output_size": graph.types[out].size, "ram_bytes": bss_bytes + graph.types[inp].size + 1
+               + graph.types[out].size, "state_bytes": sum(2 * la["M"] for la in st.layers)}  # int16 membranes
+        env = template_env(HERE / "templates")
+        outdir = Path(outdir)
+        (outdir / "model.s").write_text(env.get_template("model_stream.s.j2").render(**ctx))
+        (outdir / "model.inc").write_text(env.get_template("model_stream.inc.j2").render(**ctx))
+        for name in ("sim_main.s", "sim6502.cfg"):
+            shutil.copyfile(RUNTIME / name, outdir / name)
+        (outdir / "stream.json").write_text(json.dumps({"stream": True, "state_bytes": ctx["state_bytes"],
+                                                        "ram_bytes": ctx["ram_bytes"]}) + "\n")
+        return {"files": ["model.inc", "model.s", "sim6502.cfg", "sim_main.s", "stream.json"], "stream": True,
+                "macs": st.macs(), "ram_bytes": ctx["ram_bytes"], "state_bytes": ctx["state_bytes"]}
+
     def emit(self, graph, outdir, options):
+        if graph.stateful:
+            return self._emit_stream(graph, outdir)
         outdir = Path(outdir)
         low = self._lower(graph)
         if low.problems:
@@ -1096,6 +1132,12 @@ class NesTarget(Target):
     def build(self, outdir):
         from lbc.runtime.nes import harness as H
         outdir = Path(outdir)
+        if (outdir / "stream.json").exists():
+            H.assemble(outdir, ["model.s", "sim_main.s"])
+            H.link(outdir, "sim6502.cfg", ["sim_main.o", "model.o"], "model_sim.prg", libs=["sim6502.lib"],
+                   map_file="model_sim.map", labels="model_sim.lbl")
+            segs = H.read_segments(outdir / "model_sim.map")
+            return {"sim": "model_sim.prg", "segments": segs}
         H.assemble(outdir, ["model.s", "sim_main.s", "shell.s", "samples.s", "chr.s"])
         H.link(outdir, "sim6502.cfg", ["sim_main.o", "model.o"], "model_sim.prg", libs=["sim6502.lib"],
                map_file="model_sim.map", labels="model_sim.lbl")
@@ -1138,6 +1180,8 @@ class NesTarget(Target):
         if not prg.exists():
             raise ToolchainError(f"{prg} is missing; compile the model first (without --no-build)")
         out_bytes = self._out_bytes(outdir)
+        if manifest.get("stateful"):
+            return self._run_stream(H, prg, manifest, xq, out_bytes)
         sim = H.Sim65Model(prg, int(np.prod(manifest["inputs"][0]["shape"][1:])), out_bytes)
         xq = np.asarray(xq, dtype=np.int8).reshape(len(xq), -1)
         y, cycles = sim.run_each(xq)
@@ -1151,8 +1195,36 @@ class NesTarget(Target):
                  "cycles": [int(c) for c in cycles]}
         return yq, stats
 
+    @staticmethod
+    def _run_stream(H, prg, manifest, xq, out_bytes):
+        """Sequences [N, T, ...] in one sim65 process: one record per step (reset flag on each sequence's
+        first step, then the input spikes). Cycles per step: (total - the same records through the dry
+        routine) / steps + 12 (JSR and RTS), including lbc_run's reset-flag test."""
+        xq = np.asarray(xq, dtype=np.int8)
+        n, steps = xq.shape[:2]
+        flags = np.zeros((n, steps, 1), dtype=np.int8)
+        flags[:, 0] = 1
+        rec = np.concatenate([flags, xq.reshape(n, steps, -1)], axis=2).reshape(n * steps, -1)
+        sim = H.Sim65Model(prg, rec.shape[1], out_bytes)
+        ys, means = [], []
+        per = max(1, STREAM_RECORDS // steps) * steps  # whole sequences per sim65 process (its cycle limit)
+        for i in range(0, len(rec), per):
+            y, mean = sim.run_batch(rec[i:i + per])
+            ys.append(y)
+            means.append((mean, len(y)))
+        y = np.concatenate(ys)
+        mean = sum(m * k for m, k in means) / len(y)
+        yq = y.view(np.int8).reshape((n, steps) + tuple(manifest["outputs"][0]["shape"][1:]))
+        return yq, {"cycles_per_step_mean": round(float(mean), 1),
+                    "note": "per step, including lbc_run's reset-flag test (~10 cycles)"}
+
     def summary(self, report):
         e = report.get("emit", {})
+        if e.get("stream"):
+            segs = (report.get("build") or {}).get("segments", {})
+            return [f"nes: streaming spiking model (lbc_reset / lbc_step), RAM {e['ram_bytes']} B; sim65 build "
+                    f"model_sim.prg (segments {', '.join(f'{k} {v} B' for k, v in sorted(segs.items()))}); "
+                    f"no demo cartridge for models with state"]
         out = []
         for r in e.get("layers", []):
             z = r["zeros_saved"]

@@ -86,7 +86,7 @@ class Geometry:
 def emit_pad_copy(c, g, src, fill, lab):
     """Copy the [C, H, W] tensor at `src` into lbc_pad as [C, Hp, Wp] with borders = `fill`."""
     total = g.C * g.plane
-    c.comment(f"pad: {g.C}x{g.H}x{g.W} -> {g.C}x{g.Hp}x{g.Wp} in lbc_pad, border byte {fill}")
+    c.comment(f"pad: {g.C}x{g.H}x{g.W} to {g.C}x{g.Hp}x{g.Wp} in lbc_pad, border byte {fill}")
     c.imm("lda", fill)
     for base in range(0, total, 256):
         n = min(256, total - base)

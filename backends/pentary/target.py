@@ -141,7 +141,10 @@ class PentaryTarget(Target):
         return opts
 
     def check(self, graph):
-        problems = super().check(graph) + check_graph(graph)
+        problems = super().check(graph)
+        if graph.stateful:
+            return problems
+        problems += check_graph(graph)
         if problems:
             return problems
         low = lower(graph, self.unroll)

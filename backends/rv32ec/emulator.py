@@ -210,10 +210,11 @@ class Firmware:
         self._blocks[(addr, size)] = b
         return b
 
-    def run(self, writes, reads, count=False, trace=None):
+    def run(self, writes, reads, count=False, trace=None, on_code=()):
         """One reset-to-_exit run. writes: [(address, bytes)], reads: [(address, length)]. With count,
-        `trace(address, instructions)` (if given) is called for every executed block.
-        Returns ([bytes per read], Stats)."""
+        `trace(address, instructions)` (if given) is called for every executed block. on_code:
+        [(address, fn(uc, stats))] called whenever the core reaches that address (a streaming model's
+        I/O point). Returns ([bytes per read], Stats)."""
         uc = self._machine()
         unicorn, rc = self._unicorn, self._rc
         uc.mem_write(RAM_BASE, bytes([POISON]) * self.ram_map)
@@ -256,6 +257,9 @@ class Firmware:
             hooks.append(uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block))
             hooks.append(uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, on_write, begin=RAM_BASE,
                                      end=self.stack_bottom - 1))
+        for addr, fn in on_code:
+            hooks.append(uc.hook_add(unicorn.UC_HOOK_CODE, lambda uc_, a, size, user, fn=fn: fn(uc_, st),
+                                     begin=addr, end=addr))
         try:
             uc.emu_start(self.entry, self.exit, timeout=TIMEOUT_US)
         except unicorn.UcError as e:
@@ -321,3 +325,37 @@ def run_batch(fw, xq, in_addr, out_addr, out_dtype, out_shape, count=4):
             counted.append(st)
     y = np.stack(ys).astype(out_dtype) if ys else np.zeros((0,) + tuple(out_shape), dtype=out_dtype)
     return BatchResult(y, counted, peak)
+
+
+def run_stream(fw, xq, in_addr, out_addr, steps_addr, sync_addr, out_dtype, out_shape, count=4):
+    """Run sequences xq (int8 [N, T, ...]) through a streaming firmware: per sequence one reset-to-_exit
+    run; at every call of lbc_io_sync the harness reads the previous step's output and writes the next
+    step's input. Counted runs record the instructions from one sync to the next (one lbc_step call and
+    the driver loop around it). Returns (outputs [N, T, ...], [per-step instruction lists], stack peak)."""
+    xq = np.ascontiguousarray(xq, dtype=np.int8)
+    n, steps = xq.shape[:2]
+    out_dtype = np.dtype(out_dtype).newbyteorder("<")
+    size = int(np.prod(out_shape)) * out_dtype.itemsize
+    ys = np.zeros((n, steps) + tuple(out_shape), dtype=out_dtype.newbyteorder("="))
+    per_step, peak = [], 0
+    for i in range(n):
+        seen = {"k": 0, "marks": []}
+
+        def sync(uc, st, i=i, seen=seen):
+            k = seen["k"]
+            seen["marks"].append(st.instructions)
+            if k > 0:
+                ys[i, k - 1] = np.frombuffer(bytes(uc.mem_read(out_addr, size)), dtype=out_dtype).reshape(out_shape)
+            if k < steps:
+                uc.mem_write(in_addr, xq[i, k].tobytes())
+            seen["k"] = k + 1
+
+        counted = i < count
+        _, st = fw.run([(steps_addr, int(steps).to_bytes(4, "little"))], [], count=counted,
+                       on_code=[(sync_addr, sync)])
+        if seen["k"] != steps + 1:
+            raise FirmwareFault(f"{fw.elf}: the streaming driver synced {seen['k']} times for {steps} steps")
+        if counted:
+            per_step.append([b - a for a, b in zip(seen["marks"], seen["marks"][1:])])
+        peak = max(peak, st.stack_peak)
+    return ys, per_step, peak

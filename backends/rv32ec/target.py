@@ -23,6 +23,7 @@ from lbc.backends.rv32ec import kernels as K
 from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
 from lbc.ir import patch as P
 from lbc.ir.graph import TensorType
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE.parent.parent / "runtime" / "rv32ec"
@@ -40,7 +41,7 @@ STEP_FLASH = 60  # C glue of a non-dense step (relu, clip, argmax)
 # code of the runtime helper each requantising non-dense op links in (once per model)
 RQ_HELPER_FLASH = {"add": 90, "mul": 160, "global_avgpool": 70, "avgpool": 200}
 TILE_FLASH, STAGE_FLASH = 330, 160  # lbc_tile_crop/mask/place; one patch stage's loop
-TABLE_OPS = frozenset({"sigmoid", "tanh"})  # activations whose integer form is a 256-entry table
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # pointwise functions: the 256-entry `table` op
 LAYOUT_FLASH = {"pad": 120, "transpose": 100, "concat": 100}  # lbc_move and its callers
 
 
@@ -436,7 +437,7 @@ class _Lowering:
                      k=int(n.attr("k")[0]))
         elif n.op in TABLE_OPS:
             tab = self.const(f"{n.name}_table", "int8_t", n.attr("table"),
-                             f"{n.name}: {n.op} of x at table[x + 128]")
+                             f"{n.name}: {n.attrs.get('fn', n.op)} of x at table[x + 128]")
             s.update(template="table", n=self.g.types[n.outputs[0]].size, table=tab)
         elif n.op == "transpose":
             shape = self.g.types[n.inputs[0]].shape
@@ -567,11 +568,12 @@ class _Lowering:
 
 class Rv32ecTarget(Target):
     name = "rv32ec"
+    streams = True
     description = "RV32EC microcontrollers (WCH CH32V003): multiplier-free C and assembly, gcc, unicorn"
     default_quant = "int4"
     quants = ("int8", "int4", "int2", "ternary", "pentary")
     ops = frozenset({"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "add", "mul", "relu", "clip",
-                     "leaky_relu", "reshape", "argmax", "pad", "transpose", "concat"}) | TABLE_OPS
+                     "leaky_relu", "reshape", "argmax", "pad", "transpose", "concat", "lif"}) | TABLE_OPS  # lif: streaming (stream.py)
     flash_bytes = DEFAULT_FLASH
     ram_bytes = DEFAULT_RAM
     # per-element kernels that read element i before writing it: the memory plan may run them in place
@@ -614,6 +616,15 @@ class Rv32ecTarget(Target):
     def check(self, graph):
         """Unsupported ops, weight dtypes and activation types, then (if those are fine) whether any
         combination of kernels fits the flash and RAM budgets - all before a file is written."""
+        if graph.stateful:
+            from lbc.backends.rv32ec.stream import StreamLowering
+            problems = StreamLowering(graph).problems
+            if self.samples is not None:
+                problems.append("--samples: a streaming model (with state) gets no board firmware yet; compile it "
+                                "without --samples and step it with lbc_reset/lbc_step")
+            if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+                problems.append("target rv32ec compiles graphs with one input and one output")
+            return problems
         problems = super().check(graph)
         low = self._lowering(graph)
         problems += low.problems
@@ -623,8 +634,50 @@ class Rv32ecTarget(Target):
 
     # ------------------------------------------------------------------ emit
 
+    def _emit_stream(self, graph, outdir):
+        """A model with state: streaming firmware, one lbc_step() per time step (see stream.py)."""
+        from lbc.backends.rv32ec.stream import StreamLowering
+        low = StreamLowering(graph)
+        self._board_samples = None
+        if low.problems:
+            raise TargetError("the model cannot be compiled for rv32ec:\n  - " + "\n  - ".join(low.problems))
+        plan = graph.meta["memory_plan"]
+        offsets = plan["offsets"]
+        consts, body, resets, kmax, pmax, kernels = low.render(offsets)
+        inp, out = graph.inputs[0], graph.outputs[0]
+        arena = _align(max(plan["arena_bytes"], 4))
+        self._stack = K.STACK_MIN
+        ctx = {"header": header_lines(graph, self.name, graph.meta.get("quant", "?")), "consts": consts,
+               "body": body, "resets": resets, "kmax": kmax, "kernels": kernels, "pmax": pmax, "arena_bytes": arena,
+               "state_bytes": plan.get("state_bytes", 0), "act_bytes": 4 * kmax, "ram_bytes": arena,
+               "stack_bytes": self._stack, "input_size": graph.types[inp].size,
+               "input_shape": list(graph.types[inp].shape), "output_size": graph.types[out].size,
+               "output_shape": list(graph.types[out].shape), "output_ptr": f"(LBC_RAM + {offsets[out]})",
+               "flash": self.flash_bytes, "ram": self.ram_bytes, "arch": " ".join(ARCH), "cflags": " ".join(CFLAGS),
+               "ldflags": " ".join(self._ldflags()), "srcs": " ".join(SRCS), "bin_sections": " ".join(BIN_SECTIONS)}
+        env = self._env()
+        files = {"model.c": "model_stream.c.j2", "model.h": "model_stream.h.j2", "main.c": "main_stream.c.j2",
+                 "Makefile": "Makefile.j2"}
+        for name, tpl in files.items():
+            (outdir / name).write_text(env.get_template(tpl).render(**ctx))
+        (outdir / "lbc_kernels.S").write_text(env.get_template("lbc_kernels.S.j2").render(
+            header=ctx["header"], low_tables=False,
+            kernels=[{"text": env.get_template("asm/colsum.S.j2").render(**k)} for k in kernels]))
+        for name in RUNTIME_FILES:
+            shutil.copyfile(RUNTIME / name, outdir / name)
+        info = {"stream": True, "input_bytes": graph.types[inp].size, "output_dtype": "int8",
+                "output_shape": list(graph.types[out].shape[1:]), "macs": low.macs(),
+                "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
+                "ram_layout": {"arena": arena, "states": plan.get("state_bytes", 0), "active_list": 4 * kmax}}
+        (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        self._emitted = None
+        return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["lbc_kernels.S", "firmware.json"]),
+                "ram_layout": info["ram_layout"], "macs": info["macs"], "stream": True}
+
     def emit(self, graph, outdir, options):
         outdir = Path(outdir)
+        if graph.stateful:
+            return self._emit_stream(graph, outdir)
         env = self._env()
         low = _Lowering(self, graph, env).analyse().choose()
         if low.problems:
@@ -811,7 +864,10 @@ class Rv32ecTarget(Target):
         sizes = elf_sizes(outdir / "model.elf")
         sizes.update(elf="model.elf", bin="model.bin", map="model.map", flash_bytes=self.flash_bytes,
                      ram_bytes=self.ram_bytes, code_instructions=n_insns, isa="rv32ec (checked: no M, x0-x15)")
-        sizes.update(self._build_board(outdir, gcc))
+        if self._board_samples is not None:
+            sizes.update(self._build_board(outdir, gcc))
+        else:
+            sizes["board"] = "no board firmware for a streaming model (the test driver steps through lbc_io_sync)"
         return sizes
 
     # ------------------------------------------------------------------ run
@@ -824,6 +880,8 @@ class Rv32ecTarget(Target):
             raise ToolchainError(f"{elf} is missing; compile the model first (without --no-build)")
         info = json.loads((outdir / "firmware.json").read_text())
         fw = Firmware(elf, self.flash_bytes, self.ram_bytes)
+        if info.get("stream"):
+            return self._run_stream(fw, info, elf, xq, count)
         xq = np.asarray(xq, dtype=np.int8).reshape(len(xq), -1)
         res = run_batch(fw, xq, fw.addr(info["ram_symbol"], info["input_offset"]),
                         fw.addr(info["ram_symbol"], info["output_offset"]), info["output_dtype"],
@@ -850,6 +908,24 @@ class Rv32ecTarget(Target):
         stats["per_sample"] = [{"instructions": s.inference, "cycles": s.inference_cycles} for s in res.counted]
         return y, stats
 
+    def _run_stream(self, fw, info, elf, xq, count):
+        from lbc.backends.rv32ec.emulator import run_stream
+        xq = np.asarray(xq, dtype=np.int8).reshape(xq.shape[:2] + (-1,))
+        y, per_step, peak = run_stream(fw, xq, fw.addr("lbc_io_in"), fw.addr("lbc_io_out"), fw.addr("lbc_io_steps"),
+                                       fw.addr("lbc_io_sync"), "int8", info["output_shape"], count=min(count, len(xq)))
+        flat = [i for seq in per_step for i in seq]
+        stats = {"emulator": "unicorn, CH32V003 memory map", "stack_peak_bytes": peak}
+        if flat:
+            stats.update({"instructions_per_step": int(round(np.mean(flat))),
+                          "instructions_per_step_range": f"{min(flat)}..{max(flat)} over {len(flat)} step(s)",
+                          "note": "per step: one lbc_step call plus the driver loop and sync call (~10 instructions)",
+                          "per_sequence_steps": per_step})
+        sizes = elf_sizes(elf)
+        stats["flash_used_bytes"] = f"{sizes['flash_used']} of {self.flash_bytes}"
+        stats["ram_used_bytes"] = f"{sizes['ram_static'] + peak} of {self.ram_bytes} " \
+                                  f"(static {sizes['ram_static']} + stack peak {peak})"
+        return y, stats
+
     def summary(self, report):
         b, e = report.get("build") or {}, report.get("emit") or {}
         lines = []
@@ -859,7 +935,7 @@ class Rv32ecTarget(Target):
         if b:
             lines.append(f"rv32ec: flash {b['flash_used']} of {b['flash_bytes']} B (code {b['code']} B, constants "
                          f"{b['rodata']} B); RAM {b['ram_static']} of {b['ram_bytes']} B static + {b['stack']} B left "
-                         f"for the stack (needs >= {e['ram_layout']['stack_min']})")
+                         f"for the stack (needs >= {e['ram_layout'].get('stack_min', K.STACK_MIN)})")
         elif e:
             lines.append(f"rv32ec: estimated flash {e['est_flash']} of {self.flash_bytes} B (not built)")
         return lines
