@@ -13,7 +13,11 @@ YES, PARTIAL, NO, IMPORT = "yes", "partial", "no", "import"
 
 
 def emits(target, ir_op):
-    """Whether `target` declares `ir_op`, or its pipeline removes the op before emitting."""
+    """Whether `target` can emit `ir_op`: it declares the op, or its pipeline removes the op before
+    emitting; a pointwise op (one with a `real` function) is quantised into the generic `table`
+    op, so the target must declare `table` (as its check() requires)."""
+    if ir_op in OPS and OPS[ir_op].real is not None:
+        return "table" in target.ops
     return ir_op in target.ops or ir_op in target.resolved_ops()
 
 
@@ -44,7 +48,7 @@ def ir_matrix(targets=TARGETS):
     for op in sorted(OPS):
         cells, limits = {}, {}
         for t in tgts:
-            cells[t.name] = YES if op in t.ops else t.resolved_ops().get(op, NO)
+            cells[t.name] = YES if emits(t, op) else t.resolved_ops().get(op, NO)
             if op in t.ops and op in t.op_limits:
                 limits[t.name] = t.op_limits[op]
         rows.append((op, cells, limits))
