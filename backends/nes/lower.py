@@ -887,7 +887,10 @@ def loop_masks(planes, K):
 
 
 def emit_plane_routine(c, name, in_base, in_zp, K, acc24):
-    """One routine per loop layer: (lbc_wp) -> masks of one plane; acc += sum(pos u) - sum(neg u)."""
+    """One routine per loop layer: (lbc_wp) -> masks of one plane; acc += sum(pos u) - sum(neg u).
+    X indexes the inputs (8 per mask byte, abs,x): at most 256 of them."""
+    if K > 256:
+        raise TargetError(f"{K} inputs exceed the 8-bit input index (at most 256)")
     nb = (K + 7) // 8
     c.dead()
     c.label(name)
