@@ -43,9 +43,10 @@ def test_plane_doubling_edges(tmp_path, case):
     zmin, zmax, d, *_ = L.unrolled_chain_range(planes, x0, *RELU)
     assert zmin >= L.CHAIN_ZMIN and zmax <= L.CHAIN_ZMAX and d == dbl
     plan = L.unrolled_chain_plan(planes, *RELU)
+    if plan is not None:  # whatever the planner allows runs exact (a raw of 0x8000 doubled is wrong in py65)
+        run_neurons(tmp_path, w, RELU, "unrolled")
     if case == "at":
         assert plan is not None and plan[0] == x0
-        run_neurons(tmp_path, w, RELU, "unrolled")
     else:
         assert plan is None
         with pytest.raises(TargetError, match="8-bit input index"):
