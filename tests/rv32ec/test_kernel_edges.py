@@ -13,6 +13,11 @@ What the kernels of backends/rv32ec/kernels.py rely on, and where it is tested h
 * unrolled: inputs are read with lb at their index and accumulators stored with sw at 4 * j (12-bit
   immediates): K <= 2048. K = 2048 is compiled unrolled and runs; K = 2049 must be refused when the
   unrolled kernel is forced and get another kernel otherwise (test_unrolled_input_offsets).
+* bitsp: the paired-nibble kernel addresses its tables with %lo() of absolute addresses, so the planner
+  offers it only while arena + 4 * N + 1024 + 64 <= 2048 (target.py; the linker asserts the real end).
+  Here arena = K + N rounded up to 4 bytes: K + 5N = 960 (exactly 2048) gets bitsp and runs exact; one
+  more input makes it 2052, the next value the sum can take, and is refused when forced and gets another
+  kernel otherwise (test_paired_tables_low_sram).
 * every kernel's 32-bit accumulators: tests/rv32ec/test_requant_edges.py.
 
 Biases put each neuron's extreme sums exactly on (and just below) a rounding step, so an entry or a
@@ -134,3 +139,20 @@ def test_unrolled_input_offsets(tmp_path, past):
         return
     layer = run_edge(tmp_path, "ternary", rows, "unrolled")
     assert layer["kernel"] == "unrolled", layer
+
+
+@pytest.mark.parametrize("past", [0, 1], ids=["at", "past"])
+def test_paired_tables_low_sram(tmp_path, past):
+    """12 outputs over 900 (901) int4 inputs: arena 912 (916, aligned) + 48 B accumulators + 1088 = 2048
+    (2052)."""
+    need_toolchain()
+    rows = extreme_rows("int4", 900 + past, seed=13)
+    if past:
+        W, B, M, Kk = sensitive_neurons(rows, k=10)
+        with pytest.raises(TargetError):
+            compile_model(dense_graph(W, B, M, Kk, "int4"), tmp_path / "forced", "rv32ec", "int4",
+                          passes=["plan-memory"], target_options={**BIG, "kernel": "bitsp"})
+        assert run_edge(tmp_path, "int4", rows, "auto")["kernel"] != "bitsp"
+        return
+    layer = run_edge(tmp_path, "int4", rows, "bitsp")
+    assert layer["kernel"] == "bitsp", layer
