@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 
 DELAY = float(os.environ.get("LBC_PROGRESS_DELAY", "2"))  # seconds of silence before the line appears
-INTERVAL = 0.1
+INTERVAL = float(os.environ.get("LBC_PROGRESS_INTERVAL", "0.1"))  # seconds between redraws
 
 _active = None
 

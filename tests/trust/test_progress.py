@@ -11,7 +11,7 @@ from cli_util import lbc
 
 def test_progress_on_a_terminal(tmp_path, digits):
     master, slave = pty.openpty()
-    env = dict(os.environ, LBC_PROGRESS_DELAY="0")
+    env = dict(os.environ, LBC_PROGRESS_DELAY="0", LBC_PROGRESS_INTERVAL="0")  # every redraw, however fast
     p = subprocess.Popen([sys.executable, "-m", "lbc.cli", "compile", str(digits["model"]), "-o",
                           str(tmp_path / "out"), "--no-build"], stdout=subprocess.DEVNULL, stderr=slave, env=env)
     os.close(slave)
