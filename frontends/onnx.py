@@ -90,7 +90,7 @@ ONNX_OPS = {
     "Ceil": ("ceil",), "Round": ("round",), "Softsign": ("softsign",), "Mish": ("mish",), "Celu": ("celu",),
     "ThresholdedRelu": ("thresholded_relu",), "Shrink": ("shrink",),
     # transformers (lbc.ir.ops.transformer); Expand and GatherElements only on constants or attention masks
-    "LayerNormalization": ("layer_norm",), "Expand": (), "GatherElements": (),
+    "LayerNormalization": ("layer_norm",), "Expand": (), "GatherElements": (), "GatherND": (),
 }
 
 # ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
@@ -102,7 +102,7 @@ _INT_INPUT = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "U
 FLOAT = 1  # onnx.TensorProto.FLOAT: the only element type of a computed tensor in a float lbc graph
 BOOL_TYPE = 9  # onnx.TensorProto.BOOL
 # Ops an attention-mask chain may pass through: data movement, evaluated on the mask's element indices
-_MASK_LAYOUT = {"Flatten", "Reshape", "Gather", "Expand", "Unsqueeze", "Squeeze", "Transpose", "Slice", "Identity"}
+_MASK_LAYOUT = {"Flatten", "Reshape", "Gather", "GatherND", "GatherElements", "Expand", "Unsqueeze", "Squeeze", "Transpose", "Slice", "Identity"}
 
 
 def _gather_elements(data, indices, axis):
@@ -155,6 +155,7 @@ ATTRS = {
     "Selu": {"alpha", "gamma"}, "Gelu": {"approximate"}, "Shrink": {"bias", "lambd"},
     "LRN": {"alpha", "beta", "bias", "size"}, "InstanceNormalization": {"epsilon"},
     "LayerNormalization": {"axis", "epsilon", "stash_type"}, "Expand": set(), "GatherElements": {"axis"},
+    "GatherND": {"batch_dims"},
 }
 
 
@@ -550,6 +551,9 @@ class _Importer:
 
     def op_GatherElements(self, node, nname, ins, out, a):
         raise _Refused("a computed input (only constants are gathered element-wise)")
+
+    def op_GatherND(self, node, nname, ins, out, a):
+        raise _Refused("a computed input (only constants and attention masks are gathered this way)")
 
     def op_Cast(self, node, nname, ins, out, a):
         if a["to"] == FLOAT and not self.is_const(ins[0]) and self._is_mask(ins[0]):  # mask -> 0.0 / 1.0
