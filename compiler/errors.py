@@ -20,6 +20,10 @@ class UnsupportedOpError(ModelError):
     """The model uses ops the frontend does not know. Lists every one of them at once."""
 
 
+class QuantError(ModelError):
+    """A layer whose scales cannot be rescaled exactly in 32-bit integer arithmetic."""
+
+
 class TargetError(LbcError):
     """The model does not fit or cannot be emitted for the chosen target."""
 

@@ -10,6 +10,8 @@
 
 import numpy as np
 
+from lbc.errors import QuantError
+
 ACT_LO, ACT_HI = -128, 127
 
 
@@ -56,12 +58,19 @@ def choose_multiplier(real, acc_bound, max_bits=8):
     """Approximate `real` (> 0) as m * 2**-k with m < 2**max_bits, keeping |acc|*m + 2**(k-1) < 2**31.
 
     Returns (m, k). m may be 0 when `real` is too small to matter (output always rounds to 0).
+    A factor too large for m (real >= 2**max_bits, or beyond what the accumulator bound leaves) is
+    refused: saturating m would silently compute a different function.
     """
     if real <= 0:
         return 0, 0
     limit = (2**31 - 1) // max(int(acc_bound), 1) // 2  # leave room for the rounding term
     bits = max(1, min(max_bits, int(np.floor(np.log2(max(limit, 1)))) + 1))
-    best = (min(int(np.floor(real + 0.5)), 2**bits - 1, limit), 0)  # real >= 1: saturate m
+    cap = min(2**bits - 1, limit)
+    if int(np.floor(real + 0.5)) > cap:
+        raise QuantError(f"a rescaling factor of {real:.6g} cannot be represented exactly as m * 2**-k with "
+                         f"m <= {cap} (accumulators up to {int(acc_bound)}); the output scale is too fine for "
+                         f"this layer: calibrate with data that covers the output's range")
+    best = (int(np.floor(real + 0.5)), 0)
     for k in range(0, 48):
         m = int(np.floor(real * 2.0**k + 0.5))
         if m >= 2**bits or m > limit:

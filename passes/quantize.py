@@ -215,8 +215,12 @@ class _Quantizer:
 
     def q_leaky_relu(self, n):
         self.q_same_exp(n)
-        m, k = choose_multiplier(n.attr("alpha"), 128)
-        n.attrs.update(m=(m,), k=(k,))
+        alpha = float(n.attr("alpha"))
+        m, k = choose_multiplier(abs(alpha), 128)
+        if alpha < 0:  # leaky_relu's integer form has m >= 0: a negative slope is a prelu
+            n.op, n.attrs = "prelu", {"axis": 1, "m": (-m,), "k": (k,)}
+        else:
+            n.attrs.update(m=(m,), k=(k,))
 
     def q_argmax(self, n):
         self.g.types[n.outputs[0]] = TensorType(I32, self.g.types[n.outputs[0]].shape)

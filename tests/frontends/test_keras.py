@@ -104,14 +104,14 @@ def test_keras_file_compiles_without_keras(tmp_path):
 
 
 def test_unsupported_layers_listed_at_once(tmp_path):
-    model = _seq((8, 3), L.Conv1D(4, 3, name="c1"), L.LayerNormalization(name="ln1"), L.Conv1D(2, 3, name="c2"),
-                 L.Flatten(), L.Dense(2, activation="gelu", name="d_gelu"))
+    model = _seq((8, 3), L.LSTM(4, return_sequences=True, name="c1"), L.LayerNormalization(name="ln1"),
+                 L.LSTM(2, return_sequences=True, name="c2"), L.Flatten(), L.Dense(2, activation="gelu", name="d_gelu"))
     path = tmp_path / "bad.keras"
     model.save(path)
     with pytest.raises(UnsupportedOpError) as e:
         load_model(path)
     msg = str(e.value)
-    assert "Conv1D (2 layers: c1, c2)" in msg and "LayerNormalization (layer: ln1)" in msg
+    assert "LSTM (2 layers: c1, c2)" in msg and "LayerNormalization (layer: ln1)" in msg
     assert "Dense with activation gelu (layer: d_gelu)" in msg
 
 
