@@ -388,6 +388,10 @@ class _Importer:
             if t in self.consts:
                 self.problems.add(f"output {safe_name(o.name)!r} is a constant; nothing to compile")
                 continue
+            if t in self.masks:
+                self.problems.add(f"output {safe_name(o.name)!r} is a bool cast of an integer tensor (lbc imports "
+                                  f"those only as attention masks feeding a Where)")
+                continue
             self.g.outputs.append(t)
         if self.problems and not self.tolerant:
             raise UnsupportedOpError(self.problems.message(f"{self.path}: cannot import (opset {self.opset})"))
@@ -511,8 +515,8 @@ class _Importer:
             if x.dtype != np.float32 or y.dtype != np.float32:
                 raise _Refused("a mask selecting between non-float32 values")
             mk = m[0]
-            if mk.index.ndim < 2 or mk.index.shape[0] != 1 or self.shape(mk.src)[0] != 1:
-                raise _Refused("an attention mask whose batch dimension is not 1")
+            if mk.index.ndim < 2 or mk.index.shape[0] != 1 or len(self.shape(mk.src)) != 2 or self.shape(mk.src)[0] != 1:
+                raise _Refused("an attention mask not made from an integer [1, S] input")
             if mk.src not in self.mask_roots:
                 root = self.tmp(f"{nname}.nonzero")
                 self.emit("ne_zero", f"{nname}.nonzero", [mk.src], root, dtype=BOOL, int_ok=True)
