@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 from lbc import __version__
-from lbc.errors import ToolchainError, name_list
+from lbc.errors import LbcError, ToolchainError, name_list
 
 STREAMING_TARGETS = ("host", "rv32ec", "nes")  # the targets whose `streams` is True
 # Attribute values of IR ops that no target's kernels implement yet (the interpreter does): a graph
@@ -38,6 +38,7 @@ class Target:
     quants = ("int8", "int4", "int2", "ternary", "pentary")
     # The op-support declaration: `check`, `lbc ops` and docs/ops.md all read it.
     ops = frozenset()  # IR ops this target emits
+    emitted_attrs = EMITTED_ATTRS  # (op, attribute) -> the only value this target's kernels implement
     op_limits = {}  # IR op -> what of it the target emits when not every form (dtype/attribute limits)
     max_inputs = 1  # graph inputs the generated code takes (None: any number)
     max_outputs = 1
@@ -47,10 +48,12 @@ class Target:
     ram_bytes = None  # data budget, None = unbounded
 
     def __init__(self, flash_bytes=None, ram_bytes=None):
-        if flash_bytes:
-            self.flash_bytes = int(flash_bytes)
-        if ram_bytes:
-            self.ram_bytes = int(ram_bytes)
+        for key, v in (("flash_bytes", flash_bytes), ("ram_bytes", ram_bytes)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise LbcError(f"{key}={v!r}: a budget is a positive number of bytes")
+            setattr(self, key, int(v))
 
     def resolved_ops(self):
         """IR ops this target's pipeline removes before emitting (so they need no kernel): op -> how."""
@@ -82,7 +85,7 @@ class Target:
         for op, names in sorted(bad.items()):
             problems.append(f"op {op} is not supported by target {self.name} ({name_list(names)})")
         for n in graph.nodes:
-            for (op, attr), value in EMITTED_ATTRS.items():
+            for (op, attr), value in self.emitted_attrs.items():
                 if n.op == op and n.attr(attr) != value:
                     problems.append(f"{op} with {attr}={n.attr(attr)!r} is not supported by target {self.name} "
                                     f"(node {comment_safe(n.name, 40)})")
@@ -129,6 +132,7 @@ def template_env(*dirs):
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
     env.globals["lbc_version"] = __version__
+    env.filters["comment_safe"] = comment_safe
     return env
 
 

@@ -7,12 +7,13 @@ torch.export). Returns an `Artifact`: the output folder, the compile report, the
 inputs takes dicts by input name for `calibration` and `run`; several outputs come back as a dict.
 """
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lbc.errors import LbcError
+from lbc.errors import LbcError, LbcWarning
 
 
 @dataclass
@@ -72,8 +73,10 @@ def to_graph(model, example_input=None, input_shape=None):
 
 
 def compile(model, example_input=None, target="host", quant=None, out=None, calibration=None, input_shape=None,
-            granularity="channel", passes=None, build=True, **target_options):
-    """Compile `model` for `target` into the folder `out` (default build/<model name>)."""
+            granularity="channel", passes=None, build=True, force=False, **target_options):
+    """Compile `model` for `target` into the folder `out` (default build/<model name>; an existing
+    folder that lbc did not make needs force=True, see lbc.output). Warnings (e.g. no calibration
+    data) are issued as `lbc.errors.LbcWarning` and kept in `Artifact.warnings`."""
     from lbc.driver import compile_model
     graph = to_graph(model, example_input, input_shape)
     if calibration is None and example_input is not None and graph.meta.get("exp_hints"):
@@ -85,5 +88,7 @@ def compile(model, example_input=None, target="host", quant=None, out=None, cali
                        else _array(calibration))
     out = Path(out) if out is not None else Path("build") / (graph.name or "model")
     c = compile_model(graph, out, target, quant, calibration, None, passes, granularity, build=build,
-                      target_options=target_options or None)
+                      target_options=target_options or None, force=force)
+    for w in c.warnings:
+        warnings.warn(w, LbcWarning, stacklevel=2)
     return Artifact(c.outdir, c.report, c.graph, c.float_graph, c.target.name, c.quant, c.warnings)

@@ -1,13 +1,17 @@
 """Subcommands of the `lbc` CLI: compile, inspect, run, verify, passes, targets, ops."""
 
+import argparse
+import io
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from lbc import driver
+from lbc import driver, progress
 from lbc.errors import InternalError, LbcError, ModelError, safe_name
+from lbc.output import write_file
 
 
 def register(sub):
@@ -28,6 +32,8 @@ def register(sub):
                    help="ir: print the final IR to stdout instead of writing an output folder")
     p.add_argument("--dump-after", metavar="PASS", help="print the IR after this pass (or 'all')")
     p.add_argument("--no-build", action="store_true", help="write sources only, do not run the toolchain")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing folder that lbc did not make (files of the same names are replaced)")
     _target_flags(p)
     p.set_defaults(func=cmd_compile)
 
@@ -71,17 +77,27 @@ def register(sub):
 
 
 def _target_flags(p):
-    p.add_argument("--flash", type=int, help="override the target's flash/ROM budget in bytes")
-    p.add_argument("--ram", type=int, help="override the target's RAM budget in bytes")
+    p.add_argument("--flash", type=positive_int, help="override the target's flash/ROM budget in bytes")
+    p.add_argument("--ram", type=positive_int, help="override the target's RAM budget in bytes")
     p.add_argument("--samples", help=".npz (x, optional y) of inputs compiled into a demo image (nes: the ROM's "
                                      "samples the controller steps through)")
 
 
+def positive_int(text):
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, got {text}")
+    return v
+
+
 def _target_options(args):
     opts = {}
-    if getattr(args, "flash", None):
+    if getattr(args, "flash", None) is not None:
         opts["flash_bytes"] = args.flash
-    if getattr(args, "ram", None):
+    if getattr(args, "ram", None) is not None:
         opts["ram_bytes"] = args.ram
     if getattr(args, "samples", None):
         opts["samples"] = args.samples
@@ -89,7 +105,12 @@ def _target_options(args):
 
 
 def _passes(args):
-    return [p.strip() for p in args.passes.split(",") if p.strip()] if args.passes else None
+    if args.passes is None:
+        return None
+    names = [p.strip() for p in args.passes.split(",") if p.strip()]
+    if not names:
+        raise LbcError(f"--passes {args.passes!r} names no pass; see lbc passes")
+    return names
 
 
 def _print_table(report):
@@ -118,6 +139,7 @@ def cmd_compile(args):
             print(driver.print_graph(g), end="")
         c = driver.lower(args.model, args.target, args.quant, args.calibration, shape, _passes(args),
                          args.granularity, args.dump_after, dump, _target_options(args))
+        progress.finish()
         for w in c.warnings:
             print(f"lbc: warning: {w}", file=sys.stderr)
         if args.emit == "ir":
@@ -126,7 +148,9 @@ def cmd_compile(args):
             return 0
     out = args.output or str(Path("build") / Path(args.model).stem)
     c = driver.compile_model(args.model, out, args.target, args.quant, args.calibration, shape, _passes(args),
-                             args.granularity, build=not args.no_build, target_options=_target_options(args))
+                             args.granularity, build=not args.no_build, target_options=_target_options(args),
+                             force=args.force)
+    progress.finish()
     for w in c.warnings:
         print(f"lbc: warning: {w}", file=sys.stderr)
     print(f"compiled {args.model} for {c.target.name} ({c.quant} weights) -> {out}")
@@ -247,16 +271,20 @@ def cmd_run(args):
     y, yq, stats = driver.run_compiled(args.dir, x, raw=args.raw)
     outs = yq if args.raw else y
     outs = outs if isinstance(outs, dict) else {names[0]: outs}
+    written = None
     if args.output:
         if len(names) > 1:
-            with open(args.output, "wb") as f:
-                np.savez(f, **outs)
+            buf = io.BytesIO()
+            np.savez(buf, **outs)
+            written = _write_output(args.output, buf.getvalue(), ".npz")
         else:
-            np.save(args.output, outs[names[0]])
+            buf = io.BytesIO()
+            np.save(buf, outs[names[0]])
+            written = _write_output(args.output, buf.getvalue(), ".npy")
     n = len(next(iter(outs.values())))
     print(f"ran {n} sample(s) on {m['target']}: "
           + ", ".join(f"{safe_name(k) + ' ' if len(outs) > 1 else 'output '}{list(v.shape)}" for k, v in outs.items())
-          + (f" -> {args.output}" if args.output else ""))
+          + (f" -> {written}" if written else ""))
     for k, v in stats.items():
         if not isinstance(v, (list, dict)):
             print(f"  {k}: {v}")
@@ -268,6 +296,17 @@ def cmd_run(args):
             for i, row in enumerate(flat[:8]):
                 print(f"  [{i}] " + " ".join(f"{v:.4g}" if out.dtype.kind == "f" else str(v) for v in row[:16]))
     return 0
+
+
+def _write_output(path, data, suffix):
+    """Write --output: numpy's naming (`suffix` appended unless present), except that an existing
+    device or FIFO (/dev/null) is written to as named. Returns the name written."""
+    if os.path.isdir(path):
+        raise LbcError(f"--output {path} is a folder; give a file name")
+    if not path.endswith(suffix) and not (os.path.exists(path) and not os.path.isfile(path)):
+        path += suffix
+    write_file(path, data)
+    return path
 
 
 def cmd_verify(args):
@@ -306,6 +345,7 @@ def _verify(graph, float_graph, outdir, target, quant, data):
     same = np.ones(n, dtype=bool)
     for got, ref in zip(yqs, refs):
         same &= np.all(got.reshape(n, -1) == ref.reshape(n, -1), axis=1)
+    progress.finish()
     print(f"{target} ({quant}): {int(same.sum())}/{n} outputs identical to the reference interpreter")
     if labels is not None:
         if len(yqs) != 1:
@@ -318,7 +358,7 @@ def _verify(graph, float_graph, outdir, target, quant, data):
             print(f"accuracy on target {acc:.2%} ({n} samples; the float model is not in an output folder: verify "
                   f"the model file to compare)")
         else:
-            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], False,
+            fpred = _classes(interpret(float_graph, x if len(x) > 1 else next(iter(x.values())))[0], is_index,
                              graph.stateful)
             facc = float(np.mean(fpred == labels))
             drop = 100 * (facc - acc)

@@ -3,27 +3,28 @@ atomically (a failed compile leaves nothing behind)."""
 
 import json
 import os
-import shutil
-import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lbc import __version__
+from lbc import __version__, progress
 from lbc.backends import get_target
 from lbc.errors import LbcError, TargetError, UnsupportedOpError
 from lbc.frontends import load_model
+from lbc.frontends.common import check_graph
 from lbc.ir.dtypes import QUANT_DTYPES, dtype
 from lbc.ir.ops import OPS, macs
 from lbc.ir.quant import dequantize, quantize_input
 from lbc.ir.text import print_graph
+from lbc.output import MANIFEST, check_checksums, output_folder, write_checksums
 from lbc.passes import PassContext, run_pipeline
 from lbc.passes.plan_memory import tensor_bytes
 
-MANIFEST = "lbc.json"
 REPORT = "report.json"
+REPORT_HTML = "report.html"
 
 
 @dataclass
@@ -45,17 +46,52 @@ def io_specs(graph, names):
 
 
 def _read_arrays(path, what):
+    """The array of a .npy, or a dict name -> array of an .npz. Never unpickles, and never allocates
+    more than the file holds (a header may claim any shape)."""
     p = Path(path)
     if not p.exists():
         raise LbcError(f"{what} file not found: {path}")
+    if p.is_dir():
+        raise LbcError(f"{what} file {path} is a folder")
     try:
-        data = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise LbcError(f"{path}: not a .npy/.npz file ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            return {k: data[k] for k in data.files}
-    return data
+        with open(p, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                f.seek(0)
+                return _read_npy(f, p.stat().st_size, path)
+            with zipfile.ZipFile(f) as z:
+                out = {}
+                for info in z.infolist():
+                    with z.open(info) as m:
+                        out[info.filename.removesuffix(".npy")] = _read_npy(m, info.file_size,
+                                                                            f"{path}[{info.filename}]")
+                return out
+    except LbcError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LbcError(f"{path}: not a .npy/.npz file ({why})") from None
+
+
+def _read_npy(f, size, what):
+    """One .npy array from an open file of `size` bytes, checking its header against the size."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise LbcError(f"{what}: .npy format version {version[0]}.{version[1]} is not supported (save it "
+                       f"with np.save)")
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran, dt = read_header(f, max_header_size=10000)
+    if dt.hasobject:
+        raise LbcError(f"{what}: holds Python objects; lbc only reads numeric arrays (it never unpickles)")
+    nbytes = int(np.prod(shape, dtype=object)) * dt.itemsize
+    if nbytes > size:
+        raise LbcError(f"{what}: the header claims shape {shape} ({nbytes} bytes) but the file has {size} "
+                       f"bytes; is it truncated?")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise LbcError(f"{what}: truncated array data")
+    arr = np.frombuffer(data, dtype=dt)
+    return (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy()
 
 
 def load_inputs(path, names, what="input"):
@@ -108,12 +144,17 @@ def check_inputs(data, specs, what, sequence=False):
             + ([f"array(s) {', '.join(unknown)} match no input (inputs: {', '.join(names)})"] if unknown else [])))
     out, batch = {}, None
     for s in specs:
-        x = np.asarray(data[s["name"]])
         label = f"{what}, input {s['name']!r}" if len(specs) > 1 else what
+        try:
+            x = np.asarray(data[s["name"]])
+        except (ValueError, TypeError) as e:
+            raise LbcError(f"{label}: not an array of numbers ({e})") from None
         shape = tuple(s["shape"][1:])
         lead = 2 if sequence else 1
         if x.dtype.kind not in "fiub":
             raise LbcError(f"{label}: expected numbers, got dtype {x.dtype}")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise LbcError(f"{label}: no samples")
         if x.ndim < lead or tuple(x.shape[lead:]) != shape:
             if x.ndim > lead and int(np.prod(x.shape[lead:])) == int(np.prod(shape)):
                 x = x.reshape(tuple(x.shape[:lead]) + shape)
@@ -129,7 +170,11 @@ def check_inputs(data, specs, what, sequence=False):
         batch = x.shape[0]
         dt = dtype(s["dtype"])
         if dt.is_float or s.get("exp") is not None:
-            out[s["name"]] = x.astype(np.float32)
+            with np.errstate(over="ignore"):
+                x = x.astype(np.float32)
+            if not np.isfinite(x).all():
+                raise LbcError(f"{label}: holds NaN or infinite values (or numbers too large for float32)")
+            out[s["name"]] = x
             continue
         if x.dtype.kind == "f" and not np.all(np.isfinite(x) & (x == np.floor(x))):
             raise LbcError(f"{label}: integer input {s['name']!r} ({dt.name}) has non-integer values")
@@ -168,6 +213,8 @@ def parse_shape(text):
                            f"for a model with several inputs)") from None
         if any(d <= 0 for d in dims):
             raise LbcError(f"--input-shape {item!r}: dimensions must be positive")
+        if any(d >= 2**31 for d in dims):
+            raise LbcError(f"--input-shape {item!r}: dimensions must be below 2**31")
         if name:
             named[name.strip()] = dims
         else:
@@ -191,13 +238,21 @@ def lower(model, target="host", quant=None, calibration=None, input_shape=None, 
     tgt = get_target(target, **(target_options or {}))
     quant = quant or tgt.default_quant
     check_quant(quant, tgt)
-    fg = load_for(model, input_shape, tgt) if isinstance(model, (str, Path)) else model
+    if isinstance(model, (str, Path)):
+        progress.report("import", str(model))
+        fg = load_for(model, input_shape, tgt)
+    else:
+        fg = check_graph(model, model.name or "the model")
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, fg)
     elif calibration is not None:
         calibration = check_inputs(calibration, io_specs(fg, fg.inputs), "calibration data", fg.stateful)
     ctx = PassContext(calibration=calibration, granularity=granularity, target=tgt)
     names = passes if passes is not None else tgt.pipeline(quant)
+    if not names:
+        raise LbcError("the pass list is empty; see lbc passes")
+    if dump_after is not None and dump_after != "all" and dump_after not in names:
+        raise LbcError(f"--dump-after {dump_after!r}: not a pass of this pipeline ({', '.join(names)}) nor 'all'")
     g = run_pipeline(fg, names, ctx, dump_after=dump_after, on_dump=on_dump)
     return Compiled(g, fg, tgt, quant, ctx.warnings, calibration=calibration)
 
@@ -265,19 +320,21 @@ def _dump(path, obj):
 
 
 def compile_model(model, out, target="host", quant=None, calibration=None, input_shape=None, passes=None,
-                  granularity="channel", build=True, target_options=None):
-    """Compile `model` into the folder `out` (replaced atomically). Returns the Compiled."""
+                  granularity="channel", build=True, target_options=None, force=False):
+    """Compile `model` into the folder `out` (see lbc.output for which folders lbc writes into and
+    how a failed compile leaves nothing behind). Returns the Compiled."""
     t0 = time.perf_counter()
-    c = lower(model, target, quant, calibration, input_shape, passes, granularity, target_options=target_options)
-    problems = c.target.check(c.graph)
-    if problems:
-        raise TargetError(f"the model cannot be compiled for {c.target.name}:\n  - " + "\n  - ".join(problems))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    keep = [p for p in (model, calibration, (target_options or {}).get("samples")) if isinstance(p, (str, Path))]
+    with output_folder(out, force=force, keep=keep) as tmp:
+        c = lower(model, target, quant, calibration, input_shape, passes, granularity,
+                  target_options=target_options)
+        problems = c.target.check(c.graph)
+        if problems:
+            raise TargetError(f"the model cannot be compiled for {c.target.name}", details=problems)
+        progress.report("emit", c.target.name)
         extra = c.target.emit(c.graph, tmp, {}) or {}
         (tmp / "model.lbc").write_text(print_graph(c.graph))
+        progress.report("build", c.target.name)
         built = c.target.build(tmp) if build else {}
         rows, totals = layer_table(c)
         if c.calibration is not None:  # quantisation error per layer on the calibration data
@@ -289,27 +346,32 @@ def compile_model(model, out, target="host", quant=None, calibration=None, input
                     "totals": totals, "emit": extra, "build": built, "warnings": c.warnings}
         _dump(tmp / MANIFEST, manifest(c))
         _dump(tmp / REPORT, c.report)
+        from lbc.report_html import render as render_html
+        (tmp / REPORT_HTML).write_text(render_html(c))
+        write_checksums(tmp)
         c.report["compile_seconds"] = round(time.perf_counter() - t0, 3)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    c.outdir = out
+    c.outdir = Path(os.path.abspath(out))
     return c
 
 
 def read_manifest(outdir):
     p = Path(outdir) / MANIFEST
-    if not p.exists():
+    if not p.is_file():
         raise LbcError(f"{outdir} is not an lbc output folder (no {MANIFEST}); run lbc compile first")
-    return json.loads(p.read_text())
+    check_checksums(outdir)
+    try:
+        m = json.loads(p.read_text())
+        ok = isinstance(m["target"], str) and isinstance(m.get("target_options", {}), dict)
+        for t in m["inputs"] + m["outputs"]:
+            shape = [int(d) for d in t["shape"]]
+            ok = ok and isinstance(t["name"], str) and bool(shape) and min(shape) > 0 \
+                and isinstance(t["dtype"], str) and (t["exp"] is None or isinstance(t["exp"], int))
+        if not ok or not m["inputs"] or not m["outputs"]:
+            raise ValueError("bad field")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        raise LbcError(f"{outdir} is damaged: {MANIFEST} is not the manifest lbc compile writes; "
+                       f"re-run lbc compile") from None
+    return m
 
 
 def softmax(y, axis):
@@ -339,7 +401,12 @@ def run_compiled(outdir, x, raw=False):
     m = read_manifest(outdir)
     tgt = get_target(m["target"], **m.get("target_options", {}))
     ins, outs = m["inputs"], m["outputs"]
-    xq = quantize_inputs(check_inputs(x, ins, "input batch", m.get("stateful", False)), ins)
+    data = check_inputs(x, ins, "input batch", m.get("stateful", False))
+    n, batch = len(next(iter(data.values()))), ins[0]["shape"][0]
+    if n % batch:
+        raise LbcError(f"the model was compiled for a fixed batch of {batch}; the input has {n} samples "
+                       f"(give a multiple of {batch}, or compile with --input-shape 1,...)")
+    xq = quantize_inputs(data, ins)
     res, stats = tgt.run(Path(outdir), m, xq[ins[0]["name"]] if len(ins) == 1 else xq)
     yqs = [res] if len(outs) == 1 else [res[o["name"]] for o in outs]
     ys = []

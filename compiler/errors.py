@@ -9,7 +9,28 @@ import re
 
 
 class LbcError(Exception):
-    """A problem with the user's input or environment. One line, naming the thing and the fix."""
+    """A problem with the user's input or environment. One line, naming the thing and the fix;
+    `details` (e.g. every reason a model does not fit) are listed below it, one per line."""
+
+    def __init__(self, message="", details=()):
+        self.message, self.details = str(message), [str(d) for d in details]
+        super().__init__(self.message + "".join(f"\n  - {d}" for d in self.details))
+
+    def lines(self):
+        """The message as the CLI prints it: one line, then the indented details. Every line has its
+        control characters escaped, so model-supplied names can neither forge a second `lbc: error:`
+        line nor drown the terminal."""
+        return [one_line(self.message)] + [f"  - {one_line(d)}" for d in self.details]
+
+
+MAX_LINE = 400
+
+
+def one_line(text, limit=MAX_LINE):
+    """`text` with every non-printable character (newline, escape, ...) written as a Python escape,
+    cut to `limit` characters."""
+    s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
 class ModelError(LbcError):
@@ -39,16 +60,32 @@ class SourceError(LbcError):
     """
 
     def __init__(self, message, filename="<input>", line=0, col=0, source_line=None):
-        self.message, self.filename, self.line, self.col = message, filename, line, col
+        self.filename, self.line, self.col = filename, line, col
         self.source_line = source_line
-        super().__init__(self.render())
+        Exception.__init__(self, self.render(message))
+        self.message, self.details = message, []
 
-    def render(self):
-        head = f"{self.filename}:{self.line}:{self.col}: {self.message}"
+    def render(self, message):
+        head = f"{self.filename}:{self.line}:{self.col}: {message}"
         if self.source_line is None:
             return head
-        caret = " " * max(self.col - 1, 0) + "^"
-        return f"{head}\n    {self.source_line.rstrip()}\n    {caret}"
+        text, col = excerpt(self.source_line.rstrip(), self.col)
+        return f"{head}\n    {text}\n    {' ' * max(col - 1, 0)}^"
+
+    def lines(self):
+        return [one_line(line, 2 * MAX_LINE) for line in str(self).split("\n")]
+
+
+def excerpt(line, col, width=100):
+    """At most `width` characters of a source line around column `col` (1-based): (text, new col)."""
+    line = "".join(c if c.isprintable() else " " for c in line)
+    if len(line) <= width:
+        return line, col
+    start = max(0, min(col - 1 - width // 2, len(line) - width))
+    text = line[start:start + width]
+    lead = "..." if start > 0 else ""
+    tail = "..." if start + width < len(line) else ""
+    return lead + text + tail, col - start + len(lead)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:;+\-=()\[\]#@/]")
@@ -106,6 +143,11 @@ class Problems:
     def raise_if_any(self, head, cls=None):
         if self:
             raise (cls or ModelError)(self.message(head))
+
+
+class LbcWarning(UserWarning):
+    """Something the user should know about a compile that still succeeded (the Python API issues
+    these with `warnings.warn`; the CLI prints them as `lbc: warning:` lines)."""
 
 
 class InternalError(Exception):

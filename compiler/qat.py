@@ -281,7 +281,7 @@ def freeze(model, example_input):
     if problems:
         for m in layers:
             m._links = {}
-        raise QATError("lbc.qat cannot run this model as an integer network:\n  - " + "\n  - ".join(problems))
+        raise QATError("lbc.qat cannot run this model as an integer network", details=problems)
     for m in layers:
         m._frozen = "in" in m._links
     return model

@@ -7,7 +7,31 @@ from lbc.errors import ModelError
 
 def load_model(path, input_shape=None):
     """Load a model file by its extension: .onnx, .pt2 (torch.export.save), .keras (Keras 3) or .nir
-    (NIR, a stateful graph: one call is one time step)."""
+    (NIR, a stateful graph: one call is one time step), and check the graph it gives (see
+    `frontends.common.check_graph`)."""
+    from lbc.frontends.common import check_graph
+    try:
+        graph = _load(path, input_shape)
+    except MALFORMED as e:
+        # the readers check what they understand; what a damaged or hand-made file can still break
+        # (an archive member that does not decompress, a field of the wrong type) is the file's fault
+        raise ModelError(f"{path}: damaged or malformed model file ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else '-'})") from None
+    return check_graph(graph, path)
+
+
+def _malformed():
+    import struct
+    import zipfile
+    import zlib
+    return (zipfile.BadZipFile, zlib.error, struct.error, OSError, EOFError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, OverflowError, RecursionError)
+
+
+MALFORMED = _malformed()
+
+
+def _load(path, input_shape):
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {path}")

@@ -98,3 +98,39 @@ def spread_hints(g, hints):
             hints[src] = e
             changed = True
     return hints
+
+
+# Largest activation tensor lbc accepts, in elements per sample: 16 Mi int8 values is far beyond any
+# target (the biggest has kilobytes), yet keeps the reference interpreter's float work bounded.
+MAX_TENSOR_ELEMENTS = 1 << 24
+
+
+def check_graph(g, where):
+    """Raise one ModelError listing every reason an imported float graph cannot be compiled: no
+    outputs, constants that are not finite numbers, empty or oversized tensors. The op table's shape
+    rules have already checked each node's own attributes."""
+    problems = []
+    if not g.outputs:
+        problems.append("the graph has no outputs")
+    # weights and biases must be finite; other constants may hold +-inf (attention masks) but never NaN
+    weights = {n.inputs[i] for n in g.nodes for i in OPS[n.op].weights if i < len(n.inputs)}
+    bad = [n for n, a in g.consts.items() if a.dtype.kind in "fc" and a.size
+           and not (np.isfinite(a).all() if n in weights else not np.isnan(a).any())]
+    if bad:
+        problems.append(f"weights with NaN or infinite values, or constants with NaN: {_names(bad)} (check the "
+                        f"training run)")
+    empty = [n for n in weights if any(int(d) <= 0 for d in g.types[n].shape)]  # (empty slices are fine)
+    if empty:
+        problems.append(f"weights with a zero-size dimension (a layer of width 0): {_names(sorted(empty))}")
+    huge = [n for n, t in g.types.items() if n not in g.consts and not any(int(d) <= 0 for d in t.shape)
+            and int(np.prod(t.shape[1:], dtype=object)) > MAX_TENSOR_ELEMENTS]
+    if huge:
+        problems.append(f"tensors of more than {MAX_TENSOR_ELEMENTS} elements per sample: {_names(huge)}")
+    if problems:
+        raise ModelError(f"{where}: " + "; ".join(problems))
+    return g
+
+
+def _names(names, limit=8):
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

@@ -49,10 +49,35 @@ def read_onnx(path):
     if not model.graph.node and not model.graph.input:
         raise ModelError(f"{path}: not a valid ONNX model (no graph); is the file truncated or of another format?")
     try:
-        onnx.checker.check_model(model)
+        external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+        # the checker looks for external data files beside the path it is given (a proto: the cwd)
+        onnx.checker.check_model(str(path) if external else model)
     except onnx.checker.ValidationError as e:
         raise ModelError(f"{path}: invalid ONNX model: {str(e).splitlines()[0]}") from None
     return model
+
+
+def _tensor_array(t, path):
+    """An initializer's values; external data is read from the model's folder and may not leave it."""
+    from onnx import TensorProto, numpy_helper
+    if t.data_location == TensorProto.EXTERNAL:
+        info = {e.key: e.value for e in t.external_data}
+        folder = path.resolve().parent
+        where = (folder / info.get("location", "")).resolve()
+        if where == folder or folder not in where.parents:
+            raise ModelError(f"{path}: tensor {t.name!r} keeps its data in {info.get('location')!r}, outside the "
+                             f"model's folder; lbc only reads external data files beside the model")
+        if not where.is_file():
+            raise ModelError(f"{path}: tensor {t.name!r}: external data file {info.get('location')!r} not found "
+                             f"beside the model")
+        try:
+            return numpy_helper.to_array(t, base_dir=str(folder))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{path}: tensor {t.name!r}: cannot read its external data ({e})") from None
+    try:
+        return numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{path}: tensor {t.name!r} cannot be read ({e})") from None
 
 
 def opset_of(model):
@@ -68,15 +93,16 @@ def opset_of(model):
 ONNX_OPS = {
     "Add": ("add",), "ArgMax": ("argmax",), "AveragePool": ("avgpool", "reshape"),
     "BatchNormalization": ("batchnorm",), "Cast": (), "CastLike": (), "Clip": ("clip",), "Concat": ("concat",),
-    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("conv_transpose", "reshape"),
-    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul",), "Dropout": (),
-    "Flatten": ("reshape",), "Gather": ("gather", "embedding"), "Gemm": ("dense", "add"),
+    "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
+    "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul", "div"), "Expand": ("expand",),
+    "Dropout": (),
+    "Flatten": ("reshape",), "Gather": ("gather", "embedding"), "Gemm": ("dense",),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
     "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
     "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": ("quantize_linear",), "ReduceMax": ("reduce_max",),
     "ReduceMean": ("reduce_mean",), "ReduceSum": ("reduce_sum",), "Relu": ("relu",), "Reshape": ("reshape",),
     "Resize": ("resize",), "Shape": (), "Sigmoid": ("sigmoid",), "Size": (), "Slice": ("slice",),
-    "Softmax": ("softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
+    "Softmax": ("softmax", "reshape"), "LogSoftmax": ("log_softmax", "reshape"), "Split": ("slice",), "Squeeze": ("reshape",), "Sub": ("add", "mul"),
     "Tanh": ("tanh",), "Transpose": ("transpose",), "Unsqueeze": ("reshape",),
     # pointwise math (integer form: the generic `table` op), masks, normalisations
     "Sqrt": ("sqrt",), "Exp": ("exp",), "Reciprocal": ("reciprocal",), "Neg": ("neg",), "Abs": ("abs",),
@@ -90,7 +116,7 @@ ONNX_OPS = {
     "Ceil": ("ceil",), "Round": ("round",), "Softsign": ("softsign",), "Mish": ("mish",), "Celu": ("celu",),
     "ThresholdedRelu": ("thresholded_relu",), "Shrink": ("shrink",),
     # transformers (lbc.ir.ops.transformer); Expand and GatherElements only on constants or attention masks
-    "LayerNormalization": ("layer_norm",), "Expand": (), "GatherElements": (), "GatherND": (),
+    "LayerNormalization": ("layer_norm",), "GatherElements": (), "GatherND": (),
 }
 
 # ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
@@ -102,7 +128,8 @@ _INT_INPUT = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "U
 FLOAT = 1  # onnx.TensorProto.FLOAT: the only element type of a computed tensor in a float lbc graph
 BOOL_TYPE = 9  # onnx.TensorProto.BOOL
 # Ops an attention-mask chain may pass through: data movement, evaluated on the mask's element indices
-_MASK_LAYOUT = {"Flatten", "Reshape", "Gather", "GatherND", "GatherElements", "Expand", "Unsqueeze", "Squeeze", "Transpose", "Slice", "Identity"}
+_MASK_LAYOUT = {"Flatten", "Reshape", "Gather", "GatherND", "GatherElements", "Expand", "Unsqueeze", "Squeeze",
+                "Transpose", "Slice", "Identity"}
 
 
 def _gather_elements(data, indices, axis):
@@ -135,9 +162,11 @@ _REDUCE = {"axes", "keepdims", "noop_with_empty_axes"}
 # otherwise be ignored. (Values a converter does not implement are refused by the converter.)
 ATTRS = {
     "Gemm": {"alpha", "beta", "transA", "transB"}, "MatMul": set(), "Add": set(), "Sub": set(), "Mul": set(),
-    "Div": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(), "Tanh": set(),
+    "Div": set(), "Expand": set(), "Relu": set(), "LeakyRelu": {"alpha"}, "Clip": {"min", "max"}, "Sigmoid": set(),
+    "Tanh": set(),
     "Flatten": {"axis"}, "Reshape": {"allowzero"}, "Transpose": {"perm"}, "Identity": set(),
-    "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "ArgMax": {"axis", "keepdims", "select_last_index"},
+    "Dropout": {"seed", "ratio", "is_test"}, "Softmax": {"axis"}, "LogSoftmax": {"axis"},
+    "ArgMax": {"axis", "keepdims", "select_last_index"},
     "Conv": _WINDOW | {"group"}, "ConvTranspose": _WINDOW | {"group", "output_padding", "output_shape"},
     "MaxPool": _WINDOW | {"ceil_mode", "storage_order"}, "AveragePool": _WINDOW | {"ceil_mode", "count_include_pad"},
     "GlobalAveragePool": set(), "GlobalMaxPool": set(),
@@ -154,7 +183,7 @@ ATTRS = {
     "HardSigmoid": {"alpha", "beta"}, "Elu": {"alpha"}, "Celu": {"alpha"}, "ThresholdedRelu": {"alpha"},
     "Selu": {"alpha", "gamma"}, "Gelu": {"approximate"}, "Shrink": {"bias", "lambd"},
     "LRN": {"alpha", "beta", "bias", "size"}, "InstanceNormalization": {"epsilon"},
-    "LayerNormalization": {"axis", "epsilon", "stash_type"}, "Expand": set(), "GatherElements": {"axis"},
+    "LayerNormalization": {"axis", "epsilon", "stash_type"}, "GatherElements": {"axis"},
     "GatherND": {"batch_dims"},
 }
 
@@ -170,12 +199,7 @@ class _Importer:
         self.opset = opset_of(model)
         g = model.graph
         self.g = Graph(_decode(g.name) or path.stem, [], [], [], {})
-        self.consts = {}
-        for i in g.initializer:
-            try:
-                self.consts[i.name] = numpy_helper.to_array(i)
-            except Exception as e:  # noqa: BLE001 - onnx raises assorted errors for bad tensors
-                raise ModelError(f"{path}: initializer {safe_name(i.name)!r} cannot be read ({e})") from None
+        self.consts = {i.name: self._numbers(i.name, _tensor_array(i, path)) for i in g.initializer}
         self.alias = {}  # onnx tensor name -> IR tensor name (identity, dropout, Q/DQ)
         self.exp_hints = {}
         self.qtypes = {}  # output of a QuantizeLinear -> (its parameters, its numpy dtype)
@@ -230,11 +254,18 @@ class _Importer:
             if len(shape) != len(dims):
                 raise ModelError(f"--input-shape {','.join(map(str, shape))} has {len(shape)} dims, "
                                  f"input {safe_name(inp.name)!r} has {len(dims)}")
+            if min(shape, default=1) < 1:
+                raise ModelError(f"--input-shape {','.join(map(str, shape))} for input {safe_name(inp.name)!r}: "
+                                 f"every dimension must be at least 1")
             return shape
         shape = []
         for i, d in enumerate(dims):
             if d.HasField("dim_value") and d.dim_value > 0:
                 shape.append(int(d.dim_value))
+            elif d.HasField("dim_value"):
+                self.problems.add(f"input {safe_name(inp.name)!r} has dimension {i} of size {d.dim_value}; "
+                                  f"sizes must be positive")
+                shape.append(1)
             elif i == 0:
                 shape.append(1)  # the batch dimension: lbc compiles one sample per call
             else:
@@ -371,6 +402,11 @@ class _Importer:
             except _Refused as e:
                 why = str(e) if str(e).startswith(node.op_type) else f"{safe_name(node.op_type)}: {e}"
                 own = not after_stub  # refused only because it reads a stand-in: a consequence, not a problem
+            except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
+                # attributes or constants the checker lets through but no valid model has (a 0-d Gemm
+                # weight, a perm of the wrong length...): the model's problem, named per node
+                why = f"{safe_name(node.op_type)}: malformed node ({type(e).__name__}: {str(e)[:120]})"
+                own = not after_stub
             if why is not None:
                 for n in self.g.nodes[before:]:
                     self.g.types.pop(n.outputs[0], None)
@@ -465,7 +501,12 @@ class _Importer:
         getattr(self, "op_" + op)(node, nname, ins, out, a)
 
     def fold(self, out, value):
-        self.consts[out] = np.asarray(value)
+        self.consts[out] = self._numbers(out, np.asarray(value))
+
+    def _numbers(self, name, arr):
+        if arr.dtype.kind not in "biuf":
+            raise ModelError(f"{self.path}: tensor {name!r} holds {arr.dtype} values; lbc needs numbers")
+        return arr
 
     def need_const(self, node, t, what):
         v = self.const(t)
@@ -550,9 +591,6 @@ class _Importer:
                                         self.add_const(f"{nname}.bias", np.broadcast_to(bias, shape))], out,
                   {"epsilon": float(a.get("epsilon", 1e-5))})
 
-    def op_Expand(self, node, nname, ins, out, a):
-        raise _Refused("a computed input (only constants and attention masks are expanded)")
-
     def op_GatherElements(self, node, nname, ins, out, a):
         raise _Refused("a computed input (only constants are gathered element-wise)")
 
@@ -626,7 +664,8 @@ class _Importer:
             raise _Refused("a scale that is not positive")
         zpv = np.zeros(scale.shape, np.float64) if zp is None else zp.astype(np.float64)
         info = np.iinfo(qtype)
-        return {"scale": tuple(float(v) for v in scale.reshape(-1)), "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
+        return {"scale": tuple(float(v) for v in scale.reshape(-1)),
+                "zero_point": tuple(float(v) for v in zpv.reshape(-1)),
                 "axis": axis, "qmin": int(info.min), "qmax": int(info.max)}, qtype
 
     def op_QuantizeLinear(self, node, nname, ins, out, a):
@@ -637,8 +676,14 @@ class _Importer:
         self.qtypes[out] = (params, qtype)
 
     def op_DequantizeLinear(self, node, nname, ins, out, a):
+        small_ints = {"INT8", "UINT8", "INT16", "UINT16"}
         if ins[0] not in self.qtypes:
-            raise _Refused("a computed input that is not the output of a QuantizeLinear")
+            if self._graph_input_type(ins[0]) not in small_ints:
+                raise _Refused("a computed input that is neither a QuantizeLinear's output nor an 8/16-bit "
+                               "integer model input")
+            params, _ = self._q_params(node, ins, a, True)
+            self.emit("dequantize_linear", nname, ins[:1], out, params, int_ok=True)
+            return
         params, qtype = self._q_params(node, ins, a, True)
         qparams, qqtype = self.qtypes[ins[0]]
         if (params, qtype) == (qparams, qqtype):
@@ -653,6 +698,15 @@ class _Importer:
                     self.exp_hints[src] = int(round(e))
             return
         self.emit("dequantize_linear", nname, ins[:1], out, params, int_ok=True)
+
+    def _graph_input_type(self, t):
+        """The ONNX element type name of a model input (None for other tensors)."""
+        from onnx import TensorProto
+        t = self.name(t)
+        for i in self.model.graph.input:
+            if i.name == t and t in self.g.inputs:
+                return TensorProto.DataType.Name(i.type.tensor_type.elem_type)
+        return None
 
     def op_Gemm(self, node, nname, ins, out, a):
         if a.get("transA", 0):
@@ -671,15 +725,12 @@ class _Importer:
             if c.dtype != np.float32:
                 raise _Refused(f"a {_np_name(c.dtype)} C")
             c = c.astype(np.float64) * a.get("beta", 1.0)
-            if c.ndim <= 1 or c.shape[0] == 1:
-                inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
-                c = None
-        if c is None:
-            self.emit("dense", nname, inputs, out)
-            return
-        mid = self.tmp(f"{nname}.ab")
-        self.emit("dense", nname, inputs, mid)
-        self.emit("add", f"{nname}.bias", [mid, self.add_const(f"{nname}.c", c)], out)
+            if c.ndim == 2 and c.shape[0] != 1:
+                raise _Refused(f"a bias C of shape {c.shape} that differs between rows (the batch axis)")
+            if c.size not in (1, w.shape[0]):
+                raise _Refused(f"a bias C of {c.size} values for {w.shape[0]} outputs")
+            inputs.append(self.add_const(f"{nname}.bias", np.broadcast_to(c.reshape(-1), (w.shape[0],))))
+        self.emit("dense", nname, inputs, out)
 
     def op_MatMul(self, node, nname, ins, out, a):
         w = self.const(ins[1])
@@ -691,6 +742,8 @@ class _Importer:
             raise _Refused("a constant left operand and a computed right operand")
         if len(xs) < 2 or len(self.shape(ins[1])) < 2:
             raise _Refused("a 1-d operand")
+        if w is not None and w.ndim == len(xs) and w.shape[0] != 1:
+            raise _Refused(f"a constant right operand of shape {w.shape} whose batch axis is not 1")
         self.emit("matmul", nname, ins[:2], out)
 
     def _binary(self, node, nname, ins, out, op):
@@ -709,6 +762,8 @@ class _Importer:
             raise _Refused(f"operands of shapes {sx} and {sy} that do not broadcast") from None
         if self.is_const(x) or len(r) != len(sx) or not sx or r[0] != sx[0]:
             raise _Refused(f"operands of shapes {sx} and {sy} whose broadcast changes the batch axis")
+        if self.is_const(y) and len(sy) == len(sx) and sy[0] != 1:
+            raise _Refused(f"a constant of shape {sy} whose batch axis is not 1 (it would differ between samples)")
 
     def op_Add(self, node, nname, ins, out, a):
         self._binary(node, nname, ins, out, "add")
@@ -735,10 +790,14 @@ class _Importer:
             self.emit("add", nname, [ins[0], neg], out)
 
     def op_Div(self, node, nname, ins, out, a):
+        if not self.is_const(ins[1]):
+            self._check_batch(node, ins[0], ins[1])
+            self.emit("div", nname, ins[:2], out)
+            return
         d = self.need_const(node, ins[1], "divisor")
         if d.dtype != np.float32:
             raise _Refused(f"a {_np_name(d.dtype)} divisor")
-        if not np.all(np.isfinite(1.0 / d.astype(np.float64))) or np.any(d == 0):
+        if np.any(d == 0) or not np.all(np.isfinite(1.0 / d.astype(np.float64))):
             raise _Refused("a zero divisor")
         self._check_batch(node, ins[0], ins[1])
         self.emit("mul", nname, [ins[0], self.add_const(f"{nname}.recip", 1.0 / d.astype(np.float64))], out)
@@ -821,33 +880,36 @@ class _Importer:
             self.emit("transpose", nname, ins, out, {"perm": perm})
 
     def op_Concat(self, node, nname, ins, out, a):
-        if self.is_const(ins[0]):
-            raise _Refused("a constant first operand")
-        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         rank = len(self.shape(ins[0]))
+        if any(self.is_const(i) and (len(self.shape(i)) != rank or self.shape(i)[0] != 1) for i in ins):
+            raise _Refused("a constant operand whose batch axis is not 1 (it would differ between samples)")
+        inputs = [i if not self.is_const(i) else self.add_const(f"{nname}.const", self.const(i)) for i in ins]
         if int(a["axis"]) % rank == 0:
             raise _Refused("axis 0 (the batch axis)")
         self.emit("concat", nname, inputs, out, {"axis": int(a["axis"]) % rank})
 
-    def op_Softmax(self, node, nname, ins, out, a):
+    def op_Softmax(self, node, nname, ins, out, a, op="softmax"):
         s = self.shape(ins[0])
         rank = len(s)
         if self.opset >= 13:
             ax = int(a.get("axis", -1)) % rank
             if ax == 0:
                 raise _Refused("axis 0 (the batch axis)")
-            self.emit("softmax", nname, ins, out, {"axis": ax})
+            self.emit(op, nname, ins, out, {"axis": ax})
             return
         ax = int(a.get("axis", 1)) % rank  # before opset 13: softmax over the flattened axes [axis, rank)
         if ax == 0:
             raise _Refused("axis 0 (the batch axis)")
         if ax == rank - 1:
-            self.emit("softmax", nname, ins, out, {"axis": ax})
+            self.emit(op, nname, ins, out, {"axis": ax})
             return
         flat, soft = self.tmp(f"{nname}.flat"), self.tmp(f"{nname}.soft")
         self._reshape(f"{nname}.flatten", ins[0], flat, s[:ax] + (int(np.prod(s[ax:])),))
-        self.emit("softmax", nname, [flat], soft, {"axis": ax})
+        self.emit(op, nname, [flat], soft, {"axis": ax})
         self._reshape(f"{nname}.unflatten", soft, out, s)
+
+    def op_LogSoftmax(self, node, nname, ins, out, a):
+        self.op_Softmax(node, nname, ins, out, a, op="log_softmax")
 
     def op_ArgMax(self, node, nname, ins, out, a):
         if a.get("select_last_index", 0):
@@ -926,6 +988,9 @@ class _Importer:
                                                     "group": int(a.get("group", 1)), "_extra": extra}, nd)
 
     def op_ConvTranspose(self, node, nname, ins, out, a):
+        """Imported as dilate (zeros between input pixels), pad by dilation*(k-1) - pads (+
+        output_padding at the end) and conv2d with the flipped, transposed kernel - the same sums,
+        and every part has an integer form."""
         w = self.need_const(node, ins[1], "weight")
         if w.dtype != np.float32:
             raise _Refused(f"{_np_name(w.dtype)} weights")
@@ -938,18 +1003,36 @@ class _Importer:
             raise _Refused(f"auto_pad {auto}")
         if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(w.shape[2:]):
             raise _Refused("kernel_shape that differs from the weight's shape")
-        strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}
-                                                if auto == "VALID" else a, s, w.shape[2:])
+        strides, pads, dil = self._window_attrs({k: v for k, v in a.items() if k != "auto_pad"}, s, w.shape[2:])
         if auto == "VALID":
             pads = (0, 0, 0, 0)
-        op_ = tuple(a.get("output_padding", (0,) * nd))
-        op_ = (0,) + op_ if nd == 1 else op_
+        opad = tuple(int(v) for v in a.get("output_padding", (0,) * nd))
+        opad = (0,) + opad if nd == 1 else opad
+        g = int(a.get("group", 1))
+        w4 = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if nd == 1 else w
+        cin, mg, kh, kw = w4.shape
+        if cin % g or s[1] != cin:
+            raise _Refused(f"a weight {w.shape} that does not match {s[1]} input channels in {g} groups")
+        cg = cin // g
+        wc = np.concatenate([np.transpose(w4[gi * cg:(gi + 1) * cg, :, ::-1, ::-1], (1, 0, 2, 3)) for gi in range(g)])
+        k = (kh, kw)
+        begin = [dil[i] * (k[i] - 1) - pads[i] for i in range(2)]
+        end = [dil[i] * (k[i] - 1) - pads[i + 2] + opad[i] for i in range(2)]
+        if min(begin + end) < 0:
+            raise _Refused("pads larger than dilation * (kernel - 1)")
         x = self._as_2d(nname, ins[0], s)
-        wname = ins[1] if nd == 2 else self.add_const(f"{nname}.weight", w.reshape(w.shape[:2] + (1,) + w.shape[2:]))
-        extra = [wname] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
-        self._emit_window("conv_transpose", nname, x, out,
-                          {"strides": strides, "pads": pads, "dilations": dil, "group": int(a.get("group", 1)),
-                           "output_padding": tuple(int(v) for v in op_), "_extra": extra}, nd)
+        if strides != (1, 1):
+            t = self.tmp(f"{nname}.dilated")
+            self.emit("dilate", f"{nname}.dilate", [x], t, {"strides": strides})
+            x = t
+        if any(begin + end):
+            t = self.tmp(f"{nname}.padded")
+            self.emit("pad", f"{nname}.pad", [x], t, {"pads": (0, 0, begin[0], begin[1], 0, 0, end[0], end[1]),
+                                                      "value": 0.0, "mode": "constant"})
+            x = t
+        extra = [self.add_const(f"{nname}.weight", wc)] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
+        self._emit_window("conv2d", nname, x, out, {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": dil,
+                                                    "group": g, "_extra": extra}, nd)
 
     def _pool(self, op, node, nname, ins, out, a, extra_attrs):
         k = tuple(a["kernel_shape"])
@@ -1044,7 +1127,8 @@ class _Importer:
         else:
             starts = self.need_const(node, ins[1], "starts").tolist()
             ends = self.need_const(node, ins[2], "ends").tolist()
-            axes = self.need_const(node, ins[3], "axes").tolist() if len(ins) > 3 and ins[3] else list(range(len(starts)))
+            axes = (self.need_const(node, ins[3], "axes").tolist() if len(ins) > 3 and ins[3]
+                    else list(range(len(starts))))
             steps = self.need_const(node, ins[4], "steps").tolist() if len(ins) > 4 and ins[4] else [1] * len(starts)
         spec = [(0, d, 1) for d in s]
         for st, en, ax, sp in zip(starts, ends, axes, steps):
@@ -1081,6 +1165,14 @@ class _Importer:
                 self.emit("slice", f"{nname}.{o}", ins[:1], o, {"starts": tuple(st), "ends": tuple(en),
                                                                  "steps": (1,) * len(s)})
             start += size
+
+    def op_Expand(self, node, nname, ins, out, a):
+        shape = self.need_const(node, ins[1], "shape")
+        xs = self.shape(ins[0])
+        target = tuple(int(v) for v in shape)
+        if len(target) > len(xs):
+            raise _Refused(f"a shape {target} of higher rank than the input {xs} (it would move the batch axis)")
+        self.emit("expand", nname, ins[:1], out, {"shape": (1,) * (len(xs) - len(target)) + target})
 
     def op_Gather(self, node, nname, ins, out, a):
         s = self.shape(ins[0])

@@ -14,7 +14,9 @@ exactly those with zipfile + json + numpy, refuses any payload marked as pickled
 
 Both sources become one neutral node list (`Program`: target string such as "aten.conv2d.default",
 arguments by schema name, output names, static shapes), which a single converter maps to IR ops.
-Unsupported ops are collected over the whole program and reported at once.
+Unsupported ops are collected over the whole program and reported at once. 1-d convolution and
+pooling ([N, C, L] tensors: conv1d, max/avg_pool1d, adaptive_avg_pool1d) run as the 2-d ops on the
+height-1 image [N, C, 1, L], between two free reshapes.
 
 QAT models (`lbc.qat`) export their activation quantizers as aten.fake_quantize_per_tensor_affine
 with power-of-two scales: those become exponent hints (meta["exp_hints"]) that the quantize pass

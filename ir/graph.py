@@ -131,7 +131,7 @@ class Graph:
 
     def activation_tensors(self):
         """Non-constant tensors in first-definition order (graph inputs first, then states)."""
-        seen = list(self.inputs) + list(self.states)
+        seen = dict.fromkeys(list(self.inputs) + list(self.states))  # a dict: ordered, O(1) membership
         for n in self.nodes:
-            seen.extend(o for o in n.outputs if o not in seen)
-        return seen
+            seen.update(dict.fromkeys(n.outputs))
+        return list(seen)

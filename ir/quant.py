@@ -54,18 +54,27 @@ def rounding_shift(x, s):
     return (x + (1 << (s - 1))) >> s
 
 
-def choose_multiplier(real, acc_bound, max_bits=8):
-    """Approximate `real` (> 0) as m * 2**-k with m < 2**max_bits, keeping |acc|*m + 2**(k-1) < 2**31.
+ACC_LIMIT = 2**31  # |acc| * m + round must stay below this: every intermediate fits a signed 32-bit register
 
-    Returns (m, k). m may be 0 when `real` is too small to matter (output always rounds to 0).
-    A factor too large for m (real >= 2**max_bits, or beyond what the accumulator bound leaves) is
-    refused: saturating m would silently compute a different function.
+
+def requant_fits(acc_bound, m, k):
+    """The 32-bit promise of a requantisation: acc_bound * m + 2**(k-1) < 2**31."""
+    return int(acc_bound) * int(m) + ((1 << (k - 1)) if k > 0 else 0) < ACC_LIMIT
+
+
+def choose_multiplier(real, acc_bound, max_bits=8):
+    """Approximate `real` (> 0) as m * 2**-k with m < 2**max_bits and |acc|*m + 2**(k-1) < 2**31 for
+    |acc| <= acc_bound (`requant_fits`; tests/rv32ec/test_requant_edges.py runs accumulators at that
+    bound and one past it). Returns (m, k), the largest k that keeps both; m may be 0 when `real` is too
+    small to matter (the output always rounds to 0). A factor too large for m (real >= 2**max_bits, or
+    beyond what the accumulator bound leaves) is refused: saturating m would silently compute a
+    different function.
     """
     if real <= 0:
         return 0, 0
-    limit = (2**31 - 1) // max(int(acc_bound), 1) // 2  # leave room for the rounding term
-    bits = max(1, min(max_bits, int(np.floor(np.log2(max(limit, 1)))) + 1))
-    cap = min(2**bits - 1, limit)
+    bound = max(int(acc_bound), 1)
+    top = 2**max_bits - 1
+    cap = min(top, (ACC_LIMIT - 1) // bound)
     if int(np.floor(real + 0.5)) > cap:
         raise QuantError(f"a rescaling factor of {real:.6g} cannot be represented exactly as m * 2**-k with "
                          f"m <= {cap} (accumulators up to {int(acc_bound)}); the output scale is too fine for "
@@ -73,7 +82,7 @@ def choose_multiplier(real, acc_bound, max_bits=8):
     best = (int(np.floor(real + 0.5)), 0)
     for k in range(0, 48):
         m = int(np.floor(real * 2.0**k + 0.5))
-        if m >= 2**bits or m > limit:
+        if m > top or not requant_fits(bound, m, k):
             break
         best = (m, k)
     m, k = best

@@ -95,14 +95,28 @@ def _check_states(graph, defined):
             raise VerifyError(f"state {name!r} is read by {', '.join(late)} after its next value is computed")
 
 
-def _check_acc(graph, node):
-    """The quantize pass promises |acc| * m + round < 2**31; check it from the value ranges."""
+def acc_bound(graph, node):
+    """Largest |accumulator| per output channel (or one for the tensor) from the int8 value
+    ranges, for the ops whose accumulator the quantize pass bounds; None for other ops."""
+    if node.op in ("matmul", "reduce_sum", "reduce_mean"):
+        shape = graph.types[node.inputs[0]].shape
+        if node.op == "matmul":
+            return np.array([128 * 128 * int(shape[-1])], dtype=np.int64)
+        return np.array([128 * int(np.prod([shape[a] for a in node.attr("axes")]))], dtype=np.int64)
     if node.op not in ("dense", "conv2d"):
-        return
+        return None
     w = graph.consts[node.inputs[1]].astype(np.int64)
     per_out = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1) * 128
     if len(node.inputs) > 2:
         per_out = per_out + np.abs(graph.consts[node.inputs[2]].astype(np.int64))
+    return per_out
+
+
+def _check_acc(graph, node):
+    """The quantize pass promises |acc| * m + round < 2**31; check it from the value ranges."""
+    per_out = acc_bound(graph, node)
+    if per_out is None:
+        return
     m = np.broadcast_to(np.asarray(node.attr("m"), dtype=np.int64), per_out.shape)
     k = np.broadcast_to(np.asarray(node.attr("k"), dtype=np.int64), per_out.shape)
     worst = per_out * m + np.where(k > 0, 1 << np.maximum(k - 1, 0), 0)

@@ -53,7 +53,9 @@ def run_pipeline(graph, names, ctx, dump_after=None, verify=False, on_dump=None)
     from lbc.ir.verify import verify as verify_graph
     if verify:
         verify_graph(graph)
+    from lbc import progress
     for name in names:
+        progress.report(name)
         graph = get_pass(name).run(graph, ctx)
         if verify:
             verify_graph(graph)

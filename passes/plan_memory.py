@@ -26,14 +26,16 @@ tensor holding a state's next value shares the state's bytes (the op that comput
 state in place). meta["memory_plan"]["state_bytes"] is their total (for a graph with states).
 
 "lower_bound_bytes" is the largest sum of live bytes over the steps of the chosen schedule (in place
-and tiles included): no placement of that schedule can use less; the first-fit arena is compared with it.
+and tiles included): no placement of that schedule can use less; "activation_bytes", the arena the
+placement needs for the activations alone (before a kernel block is added), is compared with it.
 "steps" lists, per step, the live bytes and the step's name (the per-layer RAM report)."""
 
+import itertools
 from dataclasses import dataclass
 
 from lbc.ir import patch as P
 
-MAX_TILE = 32  # tile edge lengths tried (output pixels of the stage)
+TILE_EDGES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)  # tile edges tried (stage output pixels)
 
 
 def tensor_bytes(t):
@@ -56,14 +58,20 @@ def place(items, order="largest first"):
     """First-fit placement of (key, size, start, end) items in `order`, never overlapping an item whose
     [start, end] interval intersects. Returns ({key: offset}, arena bytes)."""
     placed = []
+    live = {}  # step -> indices into `placed` of the items live then: linear for chains, not quadratic
     offsets = {}
     for key, size, s, e in sorted(items, key=ORDERS[order]):
-        busy = sorted((o, sz) for o, sz, s2, e2 in placed if not (e2 < s or e < s2))
+        near = set()
+        for step in range(s, e + 1):
+            near.update(live.get(step, ()))
+        busy = sorted((placed[j][0], placed[j][1]) for j in near)
         off = 0
         for o, sz in busy:
             if off + size <= o:
                 break
             off = max(off, _align(o + sz))
+        for step in range(s, e + 1):
+            live.setdefault(step, []).append(len(placed))
         placed.append((off, size, s, e))
         offsets[key] = off
     return offsets, max((_align(o + sz) for o, sz, _, _ in placed), default=0)
@@ -111,7 +119,11 @@ def _intervals(steps, sizes, inplace, inputs=(), outputs=(), states=None):
     for t in outputs:
         end[find(t)] = len(steps)
     items = [(k, size[k], start[k], end[k]) for k in start]
-    live = [sum(sz for _, sz, s, e in items if s <= i <= e) for i in range(len(steps))]
+    delta = [0] * (len(steps) + 2)  # live bytes per step by a difference array (items span [s, e])
+    for _, sz, s, e in items:
+        delta[max(s, 0)] += sz
+        delta[min(e, len(steps) - 1) + 1] -= sz
+    live = list(itertools.accumulate(delta[:len(steps)]))
     return find, items, live
 
 
@@ -208,15 +220,15 @@ def _node_macs(g, n):
 
 def candidates(g):
     """Every (nodes, tile) patch stage worth trying: prefixes of the chains that hold a window op, each
-    tile size up to the stage output's size (MAX_TILE at most)."""
+    tile edge of TILE_EDGES below the stage output's size."""
     for chain in P.chains(g):
         for k in range(1, len(chain) + 1):
             nodes = chain[:k]
             if not any(n.op in P.WINDOW_OPS for n in nodes) or nodes[-1].op not in P.WINDOW_OPS | {"relu", "clip"}:
                 continue
             _, _, oh, ow = g.types[nodes[-1].outputs[0]].shape
-            for th in range(1, min(oh, MAX_TILE) + 1):
-                for tw in range(1, min(ow, MAX_TILE) + 1):
+            for th in [e for e in TILE_EDGES if e <= oh]:
+                for tw in [e for e in TILE_EDGES if e <= ow]:
                     if (th, tw) != (oh, ow):
                         yield nodes, (th, tw)
 
@@ -230,6 +242,7 @@ class PlanMemory:
         plan = _plan(g, inplace, [])
         budget = tgt.arena_budget(g) if tgt is not None and hasattr(tgt, "arena_budget") else None
         tried = [{"plan": "plain", "arena_bytes": plan.arena}]
+        activations = plan.arena
         if budget is not None and plan.arena > budget:
             best = None
             for nodes, tile in candidates(g):
@@ -241,10 +254,11 @@ class PlanMemory:
                                       f"tile {best.patches[0]['tile'][0]}x{best.patches[0]['tile'][1]}",
                               "arena_bytes": best.arena})
                 if best.arena < plan.arena:
+                    activations = best.arena
                     plan = _with_kernel_block(g, inplace, [P.make_stage(g, [n for n in g.nodes if n.name in
                                                                             best.patches[0]["nodes"]],
                                                                    best.patches[0]["tile"])], best, budget)
-        g.meta["memory_plan"] = {"arena_bytes": plan.arena, "offsets": plan.offsets,
+        g.meta["memory_plan"] = {"arena_bytes": plan.arena, "activation_bytes": activations, "offsets": plan.offsets,
                                  "lower_bound_bytes": plan.lower_bound, "steps": plan.steps,
                                  "patches": plan.patches, "extra_macs": plan.extra_macs, "tried": tried,
                                  "budget_bytes": budget, "kernel_block": plan.kernel_block}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lbc import progress
 from lbc.errors import LbcError
 from lbc.ir.dtypes import B1, I8, I32, QUANT_DTYPES
 from lbc.ir.graph import TensorType
@@ -67,30 +68,54 @@ def activation_exp(maxabs):
     return int(np.clip(np.floor(np.log2(127.0 / maxabs)), EXP_MIN, EXP_MAX))
 
 
-def calibrate(graph, data):
+# Activation values the interpreter holds at once while calibrating (128 MB of float32): the batch
+# is run in chunks of as many samples as fit, so a model with large tensors needs bounded memory.
+CALIBRATION_BUDGET = 1 << 25
+DEFAULT_SAMPLES = 256
+
+
+def calibrate(graph, data=None):
     """exp for every float activation tensor of a float graph from calibration inputs (`data`: a
-    dict input name -> batch). Integer tensors (token ids) have no exp: they are never quantised."""
-    env = interpret(graph, data, return_all=True)
+    dict input name -> batch; None: the default calibration). Integer tensors (token ids) have no
+    exp: they are never quantised."""
+    if data is not None and not isinstance(data, dict):
+        (only,) = graph.inputs
+        data = {only: data}
+    names = [n for n in graph.activation_tensors() if graph.types[n].dtype.is_float]
+    per_sample = sum(int(np.prod(graph.types[n].shape[1:], dtype=np.int64)) for n in graph.activation_tensors())
+    chunk = max(1, CALIBRATION_BUDGET // max(per_sample, 1))
+    total = DEFAULT_SAMPLES if data is None else len(next(iter(data.values())))
+    maxabs = dict.fromkeys(names, 0.0)
+    for lo in range(0, total, chunk):
+        hi = min(total, lo + chunk)
+        part = default_calibration(graph, lo, hi) if data is None else {k: v[lo:hi] for k, v in data.items()}
+        progress.report("calibrate", f"samples {lo}-{hi} of {total}")
+        env = interpret(graph, part, return_all=True)
+        for n in names:
+            v = np.abs(env[n])  # inf/nan (1/0, sqrt of a negative) would hide the real range
+            maxabs[n] = max(maxabs[n], float(v[np.isfinite(v)].max(initial=0.0)))
+        del env, part
     hints = graph.meta.get("exp_hints", {})
-    exps = {}
-    for name in graph.activation_tensors():
-        if graph.types[name].dtype.is_float:
-            v = np.abs(env[name])  # inf/nan (1/0, sqrt of a negative) would hide the real range
-            exps[name] = hints.get(name, activation_exp(float(v[np.isfinite(v)].max(initial=0.0))))
-    return exps
+    return {n: hints.get(n, activation_exp(maxabs[n])) for n in names}
 
 
-def default_calibration(graph):
-    """256 samples per input (sequences of 8 steps for a model with state): float inputs uniform in
-    [-1, 1], integer inputs zero (seed 0)."""
-    rng = np.random.default_rng(0)
+def default_calibration(graph, start=0, stop=DEFAULT_SAMPLES):
+    """Samples [start, stop) of the default calibration: 256 samples per input (sequences of 8 steps
+    for a model with state), float inputs uniform in [-1, 1] (one seed-0 stream, input after input),
+    integer inputs zero."""
     steps = (8,) if graph.stateful else ()
-    data = {}
+    data, offset = {}, 0
     for name in graph.inputs:
         t = graph.types[name]
-        shape = (256,) + steps + tuple(t.shape[1:])
-        data[name] = (rng.uniform(-1, 1, size=shape).astype(np.float32) if t.dtype.is_float
-                      else np.zeros(shape, dtype=t.dtype.numpy))
+        per = int(np.prod(steps + tuple(t.shape[1:]), dtype=np.int64))
+        shape = (stop - start,) + steps + tuple(t.shape[1:])
+        if t.dtype.is_float:
+            bits = np.random.PCG64(0)
+            bits.advance(offset + start * per)  # one 64-bit draw per uniform double
+            data[name] = np.random.Generator(bits).uniform(-1, 1, size=shape).astype(np.float32)
+            offset += DEFAULT_SAMPLES * per
+        else:
+            data[name] = np.zeros(shape, dtype=t.dtype.numpy)
     return data
 
 
@@ -107,13 +132,13 @@ class Quantize:
         if data is None:
             ctx.warn(f"no --calibration data: activation scales are calibrated on {DEFAULT_CALIBRATION}; "
                      f"pass real inputs for better accuracy")
-            data = default_calibration(g)
         exps = calibrate(g, data)
         spikes = set(g.meta.get("spike_inputs", ()))
         exps.update({name: 0 for name in spikes})
         per_channel = ctx.granularity == "channel"
         q = _Quantizer(g, dt, exps, per_channel)
-        for n in list(g.nodes):
+        for i, n in enumerate(list(g.nodes)):
+            progress.report(f"quantize-{self.weight_dtype}", f"layer {i + 1}/{len(g.nodes)} {n.name}")
             q.node(n)
         prod = g.producers()
         for name in g.activation_tensors():
@@ -184,7 +209,8 @@ class _Quantizer:
         return self.exps[name]
 
     # ops with no q_ method: their integer output keeps the input scale (selections and moves)
-    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool"})
+    KEEP_EXP = frozenset({"relu", "maxpool", "reshape", "transpose", "slice", "gather", "reduce_max", "global_maxpool",
+                          "dilate", "expand"})
 
     def node(self, n):
         if all(not self.g.types[i].dtype.is_float and self.g.types[i].dtype != B1

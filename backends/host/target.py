@@ -2,7 +2,8 @@
 supports and is the reference C backend the small targets are compared with.
 
 Output folder: model.c / model.h (the model, plain C API: `lbc_run` with one pointer per input and
-per output), lbc_ops.c / lbc_ops.h (the integer kernels, copied from runtime/c), main.c (reads raw
+per output), lbc_ops.c / lbc_ops.h, lbc_select.c / lbc_select.h and lbc_matmul.c / lbc_matmul.h (the
+integer kernels, copied from runtime/c), main.c (reads raw
 samples on stdin - every input in turn - and writes every output in turn on stdout) and the built
 `model` executable.
 """
@@ -17,10 +18,14 @@ from lbc.backends.base import (Namer, Target, WEIGHT_CODE, c_array, comment_safe
                                pack_rows, packed_row_bytes, template_env)
 from lbc.errors import InternalError, ToolchainError
 from lbc.ir.ops import OPS, TABLE_OPS
+from lbc.ir.ops.layout import Pad
+from lbc.ir.ops.pool import crop_windows
+from lbc.ir.ops.slicing import dilate
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_C = HERE.parent.parent / "runtime" / "c"
-RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h", "lbc_pointwise.c", "lbc_pointwise.h")
+RUNTIME_FILES = ("lbc_ops.c", "lbc_ops.h", "lbc_pointwise.c", "lbc_pointwise.h", "lbc_select.c", "lbc_select.h",
+                 "lbc_matmul.c", "lbc_matmul.h")
 SPIKING_FILES = ("lbc_spiking.c", "lbc_spiking.h")  # only for models with spiking ops
 SPIKING_OPS = ("lif", "li", "threshold")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
@@ -39,6 +44,8 @@ class _Lowering:
         self.consts = []
         self.steps = []
         self.plan = graph.meta["memory_plan"]["offsets"]
+        self.uses_select = False
+        self.uses_matmul = False
 
     def ptr(self, t):
         if t in self.g.consts:
@@ -124,6 +131,10 @@ class _Lowering:
                  kernel=_ints(n.attr("kernel")), strides=_ints(n.attr("strides")), pads=_ints(n.attr("pads")))
 
     def l_maxpool(self, n, s, base):
+        if n.attr("ceil_mode"):  # windows past the end: a max over index lists (padding = -1)
+            win = crop_windows(n, self._indices(n.inputs[0]), -1)
+            self._select_reduce(n, s, base, win.reshape(-1, win.shape[-2] * win.shape[-1]), "max")
+            return
         self._pool(n, s)
 
     def l_avgpool(self, n, s, base):
@@ -221,6 +232,9 @@ class _Lowering:
                  perm=_ints([p - 1 for p in n.attr("perm")[1:]]))
 
     def l_pad(self, n, s, base):
+        if n.attr("mode") != "constant":
+            self._select(n, s, base, Pad._pad(n, self._indices(n.inputs[0]), -1))
+            return
         r = len(self.g.types[n.inputs[0]].shape)
         s.update(rank=r - 1, in_shape=_ints(self._shape(n.inputs[0])), out_shape=_ints(self._shape(n.outputs[0])),
                  begin=_ints(n.attr("pads")[1:r]), value=n.attr("qvalue"))
@@ -237,6 +251,69 @@ class _Lowering:
             parts.append({"x": self.ptr(t), "inner_in": inner_in, "offset": offset, "shift": sh})
             offset += inner_in
         s.update(parts=parts, outer=outer, inner_out=inner_out)
+
+    # -- selections: every output element is one input element, or a max/sum over a fixed set of
+    # them. The index tables come from the interpreter's own op functions applied to indices.
+    def _indices(self, t):
+        shape = tuple(self._shape(t))
+        return np.arange(int(np.prod(shape)), dtype=np.int64).reshape((1,) + shape)
+
+    def _select(self, n, s, base, table, fill=0):
+        self.uses_select = True
+        s.update(template="select", n=int(table.size), fill=int(fill),
+                 idx=self.add_const(f"{base}_idx", "int32_t", table.reshape(-1), f"{n.name} source indices"))
+
+    def _select_reduce(self, n, s, base, table, kind):
+        self.uses_select = True
+        s.update(template=f"select_{kind}", n=int(table.shape[0]), cnt=int(table.shape[1]),
+                 idx=self.add_const(f"{base}_idx", "int32_t", table.reshape(-1), f"{n.name} source indices"))
+        if kind == "sum":
+            s["q"] = self.requant(n, base)
+
+    def _moved(self, n, axes):
+        x = self._indices(n.inputs[0])
+        cnt = int(np.prod([x.shape[a] for a in axes]))
+        return np.moveaxis(x, list(axes), list(range(x.ndim - len(axes), x.ndim))).reshape(-1, cnt)
+
+    def l_slice(self, n, s, base):
+        self._select(n, s, base, OPS[n.op].int_fn(n, [self._indices(n.inputs[0])])[0])
+
+    l_gather = l_resize = l_expand = l_slice
+
+    def l_dilate(self, n, s, base):
+        self._select(n, s, base, dilate(self._indices(n.inputs[0]), n.attr("strides"), -1))
+
+    def l_reduce_max(self, n, s, base):
+        self._select_reduce(n, s, base, self._moved(n, n.attr("axes")), "max")
+
+    def l_reduce_sum(self, n, s, base):
+        self._select_reduce(n, s, base, self._moved(n, n.attr("axes")), "sum")
+
+    l_reduce_mean = l_reduce_sum
+
+    def l_global_maxpool(self, n, s, base):
+        rank = len(self.g.types[n.inputs[0]].shape)
+        self._select_reduce(n, s, base, self._moved(n, range(2, rank)), "max")
+
+    def l_matmul(self, n, s, base):
+        """Offsets of each output's row of a and column of b (leading axes broadcast)."""
+        out = tuple(self._shape(n.outputs[0]))
+
+        def operand(t):
+            shape = tuple(self.g.types[t].shape)
+            if t not in self.g.consts or len(shape) == len(out) + 1:
+                shape = shape[1:]  # an activation (or a constant with the batch axis): one sample
+            return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+
+        a, b = operand(n.inputs[0]), operand(n.inputs[1])
+        arow = np.broadcast_to(a[..., :, :1], out[:-1] + (1,))
+        bcol = np.broadcast_to(b[..., :1, :], out[:-2] + (1, out[-1]))
+        arow, bcol = np.broadcast_arrays(arow, bcol)
+        s.update(a=self.ptr(n.inputs[0]), b=self.ptr(n.inputs[1]), n=int(np.prod(out)), K=int(a.shape[-1]),
+                 N=int(b.shape[-1]), q=self.requant(n, base),
+                 arow=self.add_const(f"{base}_arow", "int32_t", arow.reshape(-1), f"{n.name} row offsets of a"),
+                 bcol=self.add_const(f"{base}_bcol", "int32_t", bcol.reshape(-1), f"{n.name} column offsets of b"))
+        self.uses_matmul = True
 
     def _neuron(self, n, s, base):
         vals = {k: n.attr(k) for k in ("d", "c", "thr", "vr") if k in OPS[n.op].attrs}
@@ -275,7 +352,9 @@ class HostTarget(Target):
     streams = True
     description = "portable C99 for the build machine (the reference C backend)"
     default_quant = "int8"
-    ops = frozenset(op for op, d in OPS.items() if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op)) | TABLE_OPS
+    ops = frozenset(op for op, d in OPS.items()
+                    if (d.int_fn is not None or d.layout) and hasattr(_Lowering, "l_" + op)) | TABLE_OPS
+    emitted_attrs = {("avgpool", "ceil_mode"): 0}  # ceil_mode max pooling and every pad mode are emitted
 
     max_inputs = None
     max_outputs = None
@@ -311,6 +390,7 @@ class HostTarget(Target):
             "state_bytes": graph.meta["memory_plan"].get("state_bytes", 0),
             "arena_bytes": max(graph.meta["memory_plan"]["arena_bytes"], 4),
             "inputs": io("in", graph.inputs), "outputs": io("out", graph.outputs),
+            "uses_select": low.uses_select, "uses_matmul": low.uses_matmul,
         }
         env = template_env(HERE / "templates")
         for name in ("model.c", "model.h", "main.c"):

@@ -977,7 +977,7 @@ class NesTarget(Target):
         outdir = Path(outdir)
         low = self._lower(graph)
         if low.problems:
-            raise TargetError("the model cannot be compiled for nes:\n  - " + "\n  - ".join(low.problems))
+            raise TargetError("the model cannot be compiled for nes", details=low.problems)
         xq, labels = self._sample_set(graph)
         budget = self._rom_budget(graph, len(xq))
         need = low.choose(budget)

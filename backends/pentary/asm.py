@@ -6,6 +6,7 @@ pass 1 expands includes, lays out sections and defines labels; pass 2 evaluates 
 a `SourceError` pointing at the offending token.
 """
 
+import bisect
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ SECTION_KIND = {".text": "code", ".data": "data", ".bss": "zero"}
 DIRECTIVES = (".text", ".data", ".bss", ".section", ".word", ".pent", ".space", ".string",
               ".ascii", ".qdesc", ".equ", ".set", ".include", ".entry", ".global", ".globl")
 PSEUDOS = {"LI": 2}          # pseudo-instructions and their size in words
-MAX_INCLUDE_DEPTH = 32
+MAX_INCLUDE_DEPTH = 64
+MAX_NESTING = 200       # parentheses / unary operators in one expression, and chained definitions
+MAX_NAME = 255          # characters in a label or symbol name (the image stores names up to this)
 
 
 @lru_cache(maxsize=1)
@@ -138,13 +141,24 @@ def _parse(text, filename):
 _BINOPS = {"add", "sub", "mul", "div", "mod"}
 
 
-def _expr(node, src):
+def _expr(node, src, depth=0):
     loc = src.loc_of(node)
     kind = node.data
+    if depth > MAX_NESTING:
+        raise loc.error(f"expression nested more than {MAX_NESTING} levels deep")
     if kind in _BINOPS:
-        return Expr(kind, (_expr(node.children[0], src), _expr(node.children[1], src)), loc)
+        # a chain a+b+c+... is a left-deep tree: walk its spine iteratively, so long sums never recurse
+        spine = []
+        while kind in _BINOPS:
+            spine.append(node)
+            node = node.children[0]
+            kind = getattr(node, "data", None)
+        e = _expr(node, src, depth + 1)
+        for n in reversed(spine):
+            e = Expr(n.data, (e, _expr(n.children[1], src, depth + 1)), src.loc_of(n))
+        return e
     if kind in ("neg", "pos", "mem"):
-        return Expr(kind, (_expr(node.children[0], src),), loc)
+        return Expr(kind, (_expr(node.children[0], src, depth + 1),), loc)
     if kind == "here":
         return Expr("here", (), loc)
     tok = node.children[0]
@@ -228,8 +242,10 @@ class Assembler:
                     out.append(Stmt("", labels=st.labels))
                 path = self._find_include(st.operands[0].args[0], filename, st.operands[0].loc)
                 key = os.path.realpath(path)
-                if key in stack or depth >= MAX_INCLUDE_DEPTH:
+                if key in stack:
                     raise st.operands[0].loc.error(f"include cycle: '{path}' is already being included")
+                if depth >= MAX_INCLUDE_DEPTH:
+                    raise st.operands[0].loc.error(f"includes nested more than {MAX_INCLUDE_DEPTH} levels deep")
                 try:
                     with open(path, encoding="utf-8") as f:
                         sub = f.read()
@@ -254,6 +270,8 @@ class Assembler:
 
     # ---- symbols
     def _check_new_symbol(self, name, loc, what):
+        if len(name) > MAX_NAME:
+            raise loc.error(f"{what} name of {len(name)} characters; at most {MAX_NAME} are allowed")
         if isa.parse_reg(name) is not None:
             raise loc.error(f"bad {what} '{name}': register names are reserved")
         prev = self.label_names.get(name) or self.equs.get(name, (None, None))[1]
@@ -272,6 +290,8 @@ class Assembler:
                 return self.equ_values[name]
             if name in self._resolving:
                 raise loc.error(f"circular definition of '{name}'")
+            if len(self._resolving) >= MAX_NESTING:
+                raise loc.error(f"definitions chained more than {MAX_NESTING} deep (through '{name}')")
             self._resolving.add(name)
             try:
                 v = self.eval(self.equs[name][0], self._equ_here(name))
@@ -309,22 +329,33 @@ class Assembler:
         if k == "pos":
             return self.eval(e.args[0], here)
         if k in _BINOPS:
-            a, b = self.eval(e.args[0], here), self.eval(e.args[1], here)
-            if k == "add":
-                return a + b
-            if k == "sub":
-                return a - b
-            if k == "mul":
-                return a * b
-            if b == 0:
-                raise e.args[1].loc.error("division by zero in expression")
-            q = _trunc_div(a, b)
-            return q if k == "div" else a - b * q
+            spine = []  # the left spine of a chain a+b+c+..., evaluated without recursion
+            while e.kind in _BINOPS:
+                spine.append(e)
+                e = e.args[0]
+            a = self.eval(e, here)
+            for n in reversed(spine):
+                a = self._binop(n, a, self.eval(n.args[1], here))
+            return a
         if k == "mem":
             raise e.loc.error(f"bad operand: a memory operand is not allowed here, got '{e.loc.snippet()}'")
         if k == "str":
             raise e.loc.error(f"bad operand: a string is not allowed here, got '{e.loc.snippet()}'")
         raise AssertionError(k)  # pragma: no cover
+
+    @staticmethod
+    def _binop(e, a, b):
+        k = e.kind
+        if k == "add":
+            return a + b
+        if k == "sub":
+            return a - b
+        if k == "mul":
+            return a * b
+        if b == 0:
+            raise e.args[1].loc.error("division by zero in expression")
+        q = _trunc_div(a, b)
+        return q if k == "div" else a - b * q
 
     def const(self, e, what):
         """Evaluate in pass 1: constants only."""
@@ -346,6 +377,14 @@ class Assembler:
                 if len(ops) != 2 or ops[0].kind != "sym":
                     raise st.name_loc.error(f"{st.name} takes a name and a value: {st.name} NAME, expr")
                 self._define_equ(ops[0].args[0], ops[0].loc, ops[1])
+        # Resolve the constants now, in definition order and then in reverse, so a long chain of
+        # definitions (each naming the previous or the next one) is resolved one link at a time
+        # instead of recursively. Whatever fails here (labels, errors) is resolved or reported later.
+        for name in list(self.equs) + list(reversed(self.equs)):
+            try:
+                self._symbol(name, self.equs[name][1])
+            except (SourceError, _NotYet):
+                pass
 
     # ---- pass 1
     def pass1(self, stmts):
@@ -642,10 +681,13 @@ class Assembler:
         by_section = {}
         for name, (sec, off, _) in self.labels.items():
             by_section.setdefault(sec, []).append(self.sections[sec]["base"] + off)
+        for addrs in by_section.values():
+            addrs.sort()
         for name, (sec, off, _) in self.labels.items():
             addr = self.sections[sec]["base"] + off
-            later = [a for a in by_section[sec] if a > addr]
-            end = min(later) if later else ends[sec]
+            addrs = by_section[sec]
+            i = bisect.bisect_right(addrs, addr)  # the next label above this one ends its symbol
+            end = addrs[i] if i < len(addrs) else ends[sec]
             out[name] = Symbol(name, addr, "label", end - addr)
         for name in self.equs:
             out[name] = Symbol(name, self._symbol(name, self.equs[name][1]), "const", 0)
@@ -653,22 +695,27 @@ class Assembler:
 
 
 def _flatten(e, sign, out):
-    if e.kind == "add":
-        _flatten(e.args[0], sign, out)
-        _flatten(e.args[1], sign, out)
-    elif e.kind == "sub":
-        _flatten(e.args[0], sign, out)
-        _flatten(e.args[1], -sign, out)
-    elif e.kind == "pos":
-        _flatten(e.args[0], sign, out)
-    else:
-        out.append((sign, e))
+    """Append the (sign, term) pairs of a sum to `out`, left to right (iteratively: sums may be long)."""
+    stack = [(e, sign)]
+    while stack:
+        e, sign = stack.pop()
+        if e.kind in ("add", "sub"):
+            stack.append((e.args[1], sign if e.kind == "add" else -sign))
+            stack.append((e.args[0], sign))
+        elif e.kind == "pos":
+            stack.append((e.args[0], sign))
+        else:
+            out.append((sign, e))
 
 
 def _mentions_reg(e):
-    if e.kind == "sym":
-        return isa.parse_reg(e.args[0]) is not None
-    return any(isinstance(a, Expr) and _mentions_reg(a) for a in e.args)
+    stack = [e]
+    while stack:
+        e = stack.pop()
+        if e.kind == "sym" and isa.parse_reg(e.args[0]) is not None:
+            return True
+        stack.extend(a for a in e.args if isinstance(a, Expr))
+    return False
 
 
 def assemble(text, filename="<input>", include_paths=()):

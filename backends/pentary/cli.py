@@ -2,9 +2,9 @@
 
 import os
 import sys
-import tempfile
 
 from lbc.errors import LbcError
+from lbc.output import write_file
 
 
 def register(subparsers):
@@ -40,20 +40,6 @@ def register(subparsers):
     p.set_defaults(func=cmd_sim)
 
 
-def write_atomic(path, data):
-    """Write bytes to `path` via a temporary file in the same directory, so no half-written file."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".lbc-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def load_image(path, include_paths=()):
     """A .pent file, or a .pasm/.s/.asm file assembled on the fly."""
     from .asm import assemble_file
@@ -74,7 +60,7 @@ def cmd_asm(args):
 
     image = assemble_file(args.source, args.include)
     out = args.output or os.path.splitext(args.source)[0] + ".pent"
-    write_atomic(out, image.to_bytes())
+    write_file(out, image.to_bytes())
     return 0
 
 
@@ -83,7 +69,7 @@ def cmd_disasm(args):
 
     text = disassemble(load_image(args.image), addresses=not args.no_addresses)
     if args.output:
-        write_atomic(args.output, text.encode("utf-8"))
+        write_file(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
     return 0

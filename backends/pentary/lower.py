@@ -39,13 +39,15 @@ import numpy as np
 
 from lbc.backends.base import Namer, comment_safe
 from lbc.ir.ops import OPS
+from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
 
 from . import isa
 
 LANES = isa.PENTS
 WEIGHT_DTYPES = {"pentary": (-2, 2), "ternary": (-1, 1), "i2": (-2, 1)}
+TABLE_OPS = frozenset({"table"}) | POINTWISE_TABLE_OPS  # every op whose integer form is the 256-entry `table`
 SUPPORTED_OPS = frozenset({"dense", "conv2d", "relu", "reshape", "argmax", "maxpool", "avgpool", "global_avgpool",
-                           "add"})
+                           "add"}) | TABLE_OPS
 CHANNEL_REGS = ("P2", "P6", "P7")                          # pools and add: channel pointers
 CACHE_REGS = tuple(f"P{i}" for i in range(6, 29))
 CONV_CACHE_REGS = tuple(f"P{i}" for i in range(10, 29))   # P6..P9 are the loop state
@@ -240,6 +242,7 @@ class Lowering:
         self.g = graph
         self.loop_dense = loop_dense   # names of dense nodes compiled as a loop over table rows
         self.tables = []               # per-row bias / multiplier / descriptor tables of those
+        self.luts = []                 # 256-entry tables of the table activations (sigmoid, tanh)
         self.table_words = 0
         self.mem = Memory(graph)
         self.nodes = Namer("n_")
@@ -260,7 +263,7 @@ class Lowering:
         for n in self.g.nodes:
             step = {"op": n.op, "comment": comment_safe(f"{n.op} {n.name}: {', '.join(n.inputs[:1])} to "
                                                         f"{', '.join(n.outputs)}", 120)}
-            getattr(self, "l_" + n.op)(n, step)
+            getattr(self, "l_table" if n.op in TABLE_OPS else "l_" + n.op)(n, step)
             self.steps.append(step)
         return self
 
@@ -268,7 +271,8 @@ class Lowering:
         """Words per section: {".text", ".data", ".bss"}, as the assembler will lay them out."""
         mem = self.mem
         bss = max(mem.size(mem.inp), 1) + (0 if mem.out == mem.inp else max(mem.size(mem.out), 1)) + mem.arena
-        return {".text": code_words(self.steps), ".data": self.weight_words + self.table_words + len(self.qdescs),
+        return {".text": code_words(self.steps), ".data": self.weight_words + self.table_words + len(self.qdescs)
+                + 256 * len(self.luts),
                 ".bss": bss}
 
     # ------------------------------------------------------------------ constants and registers
@@ -552,6 +556,17 @@ class Lowering:
                  elems=[] if same else [{"x": mem.addr(x, i), "y": mem.addr(y, i)}
                                         for i in range(self.g.types[y].size)])
 
+    def l_table(self, n, s):
+        """y = lut[x + 128], one word per entry: LOAD, LOAD indexed by the value, STORE per element."""
+        self.l_relu(n, s)
+        label = f"lut_{len(self.luts)}"
+        self.luts.append({"label": label, "comment": comment_safe(f"{n.attr('fn') or n.op} {n.name}: entry x + 128 for x = "
+                                                                  f"-128..127", 120),
+                          "lines": [", ".join(str(int(v)) for v in n.attr("table")[i:i + 16])
+                                    for i in range(0, 256, 16)]})
+        s.update(op="table", lut=label)
+
+
     def l_argmax(self, n, s):
         x, y = n.inputs[0], n.outputs[0]
         shape = self.g.types[x].shape
@@ -605,6 +620,8 @@ def code_words(steps):
         elif s["op"] == "conv2d":
             n += _preload_words(s) + 3 + 1 + 1 + sum(_row_words(r) for r in s["rows"]) + 4 + 4
         elif s["op"] == "relu":
+            n += 7 if s["loop"] is not None else 3 * len(s["elems"])
+        elif s["op"] == "table":
             n += 7 if s["loop"] is not None else 3 * len(s["elems"])
         elif s["op"] == "argmax":
             n += sum(3 + 4 * len(g["rest"]) for g in s["groups"])
@@ -699,9 +716,10 @@ def check(graph):
             if n.op == "dense" and mem.geo(n.inputs[0]) is not None and len(g.types[n.inputs[0]].shape) > 2:
                 problems.append(f"dense {n.name}: its input {n.inputs[0]} is laid out for a conv2d (padded or "
                                 f"channels-last) and has more than one row; flatten it first")
+    prods = g.producers()
     for t in g.activation_tensors():
         dt = g.types[t].dtype.name
-        prod = g.producers().get(t)
+        prod = prods.get(t)
         want = "i32" if prod is not None and prod.op == "argmax" else "i8"
         if dt != want:
             problems.append(f"tensor {t} is {dt}; the pentary target needs {want} activations "

@@ -59,6 +59,7 @@ def render(graph, unroll="auto"):
         "steps": low.steps,
         "weight_blocks": low.weight_blocks,
         "tables": low.tables,
+        "luts": low.luts,
         "qdescs": [{"label": lab, "k": k, "lo": lo, "hi": hi} for (k, lo, hi), lab in sorted(low.qdescs.items())],
         "input_size": max(mem.size(mem.inp), 1),
         "output_size": 0 if mem.out == mem.inp else max(mem.size(mem.out), 1),

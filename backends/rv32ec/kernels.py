@@ -242,10 +242,12 @@ def rq_tensor_cost(m, k, lo, hi):
 
 # ------------------------------------------------------------------------------------ unrolled
 
-def unrolled_dense(ident, w, bias, m, k, lo, hi, skip_zero_inputs, inline=True):
+def unrolled_dense(ident, w, bias, m, k, lo, hi, skip_zero_inputs, inline=True, x_offsets=None, y_stride=1):
     """Straight-line input-stationary code for one row: void f(const int8_t *x, int8_t *y) requantising
     each accumulator in place (inline), or void f(const int8_t *x, int32_t *acc) leaving the raw sums
-    for a shared requantisation routine (much less code per output)."""
+    for a shared requantisation routine (much less code per output). `x_offsets` (input i at byte
+    x_offsets[i]) and `y_stride` (output j at byte j * y_stride) let a convolution read its window
+    straight from the input tensor and write one pixel of every channel: no gather, no scatter."""
     N, K = w.shape
     nb = ceil_div(N, len(UNROLL_REGS))
     sizes = [N // nb + (1 if b < N % nb else 0) for b in range(nb)]
@@ -265,7 +267,7 @@ def unrolled_dense(ident, w, bias, m, k, lo, hi, skip_zero_inputs, inline=True):
                     terms += [(pos, sign * (1 if v > 0 else -1), regs[idx]) for pos, sign in asm.csd(abs(v))]
             if not terms:
                 continue
-            lines.append(f"lb      a0, {i}(t0)")
+            lines.append(f"lb      a0, {i if x_offsets is None else x_offsets[i]}(t0)")
             skip = skip_zero_inputs and len(terms) >= 3
             if skip:
                 lines.append("beqz    a0, 1f")
@@ -285,12 +287,12 @@ def unrolled_dense(ident, w, bias, m, k, lo, hi, skip_zero_inputs, inline=True):
             if inline:
                 mj, kj = (m[j], k[j]) if len(m) > 1 else (m[0], k[0])
                 lines += asm.requant_const(regs[idx], "a1", int(mj), int(kj), lo, hi)
-                lines.append(f"sb      {regs[idx]}, {j}(a0)")
+                lines.append(f"sb      {regs[idx]}, {j * y_stride}(a0)")
             else:
                 lines.append(f"sw      {regs[idx]}, {4 * j}(a0)")
         j0 += size
     lines += ["lw      ra, 12(sp)", "lw      s0, 8(sp)", "lw      s1, 4(sp)", "addi    sp, sp, 16", "ret"]
-    name = f"lbc_dense_{ident}" + ("" if inline else "_acc")
+    name = f"lbc_{'conv' if x_offsets is not None else 'dense'}_{ident}" + ("" if inline else "_acc")
     n = asm.count_insns(lines)
     proto = f"void {name}(const int8_t *x, int8_t *y)" if inline else f"void {name}(const int8_t *x, int32_t *acc)"
     kern = Kernel(("unrolled", ident, inline), name, "function", proto,
@@ -527,6 +529,23 @@ class ConvUnit:
     @property
     def macs(self):
         return sum(g.macs for g in self.groups)
+
+
+def direct_option(unit, env, flash_budget):
+    """A convolution without padding (every window inside the input, e.g. inside a patch stage) and one
+    group: an unrolled kernel per output pixel that reads the window at its tap offsets and stores each
+    channel at its plane - no gather, no scatter, no buffers."""
+    gl = unit.groups[0]
+    offs = [t[0] for t in unit.taps]
+    ystride = unit.geom["OH"] * unit.geom["OW"]
+    if len(unit.groups) != 1 or any(unit.geom[p] for p in ("pt", "pl")) or not unit.geom.get("no_pad") \
+            or max(offs) > 2047 or (gl.N - 1) * ystride > 2047 or 2 * int(np.count_nonzero(gl.w)) >= flash_budget:
+        return []
+    kern = unrolled_dense(unit.ident, gl.w, gl.bias, gl.m, gl.k, gl.lo, gl.hi, gl.skip_zero_inputs, True, offs,
+                          ystride)
+    kern.render(env)
+    return [Option("unrolled", {"inline": True, "direct": True}, gl.rows * (kern.ctx["instr"] + 6), 40, 0, 0, 0,
+                   (), (kern,), "unrolled, weight-specialised, reads the window in place")]
 
 
 def combine_groups(unit, per_group):

@@ -24,6 +24,7 @@ from lbc.errors import InternalError, LbcError, TargetError, ToolchainError
 from lbc.ir import patch as P
 from lbc.ir.graph import TensorType
 from lbc.ir.ops import TABLE_OPS as POINTWISE_TABLE_OPS
+from lbc.ir.quant import requant_fits
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE.parent.parent / "runtime" / "rv32ec"
@@ -107,6 +108,15 @@ class _Lowering:
         if g.types[n.inputs[0]].dtype.name != "i8" or g.types[n.outputs[0]].dtype.name != "i8":
             self.problems.append(f"{n.op} {n.name}: needs int8 activations")
             return None
+        # the kernels multiply the 32-bit accumulator by m in a 32-bit register (shifts and adds)
+        bound = np.abs(w.reshape(len(w), -1)).sum(axis=1) * 128 + (np.abs(b) if b is not None else 0)
+        mm, kk = np.broadcast_to(np.array(m), bound.shape), np.broadcast_to(np.array(k), bound.shape)
+        bad = [j for j in range(len(bound)) if not requant_fits(bound[j], mm[j], kk[j])]
+        if bad:
+            j = bad[0]
+            self.problems.append(f"{n.op} {n.name}: output {j}'s accumulator (|acc| <= {int(bound[j])}) times its "
+                                 f"multiplier {int(mm[j])} does not fit 32 bits")
+            return None
         return w, dt, b, m, k
 
     def _conv(self, n):
@@ -147,7 +157,7 @@ class _Lowering:
                     None if b is None else b[sl], m if len(m) == 1 else m[sl], k if len(k) == 1 else k[sl],
                     int(n.attr("lo")), int(n.attr("hi")), rows, self._nonneg(n.inputs[0])))
         geom = {"C": C, "H": H, "W": W, "M": M, "OH": OH, "OW": OW, "Cg": Cg, "Mg": Mg, "group": grp,
-                "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1]}
+                "sy": sy, "sx": sx, "pt": pads[0], "pl": pads[1], "no_pad": not any(pads)}
         self.layers.append(K.ConvUnit(n, ident, groups, taps, geom))
 
     def _rq_op(self, n):
@@ -279,7 +289,8 @@ class _Lowering:
         if isinstance(layer, K.ConvUnit):
             per_group = [K.layer_options(gl, self.env, budget, ram_free, self.t.kernel, cache, self.low_tables)
                          for gl in layer.groups]
-            return K.combine_groups(layer, per_group)
+            direct = K.direct_option(layer, self.env, budget) if self.t.kernel in (None, "unrolled") else []
+            return K.combine_groups(layer, per_group) + direct
         return K.layer_options(layer, self.env, budget, ram_free, self.t.kernel, cache, self.low_tables)
 
     def _no_fit(self, budget, cache):
@@ -483,6 +494,10 @@ class _Lowering:
 
     def conv(self, unit, opt, s):
         gm = unit.geom
+        if opt.params.get("direct"):
+            s.update(template="conv2d_direct", fn=opt.private[0].name, OH=gm["OH"], OW=gm["OW"], sx=gm["sx"],
+                     row_step=gm["sy"] * gm["W"])
+            return
         taps = self.names(f"{unit.node.name}_taps")
         self.consts.append({"ident": taps, "ctype": "lbc_tap_t", "len": len(unit.taps),
                             "body": ",\n    ".join(", ".join(f"{{{o}, {dy}, {dx}}}" for o, dy, dx in unit.taps[i:i + 6])
@@ -681,7 +696,7 @@ class Rv32ecTarget(Target):
         env = self._env()
         low = _Lowering(self, graph, env).analyse().choose()
         if low.problems:
-            raise TargetError("the model cannot be compiled for rv32ec:\n  - " + "\n  - ".join(low.problems))
+            raise TargetError("the model cannot be compiled for rv32ec", details=low.problems)
         low.lower()
         plan = low.plan
         inp, out = graph.inputs[0], graph.outputs[0]
@@ -743,13 +758,31 @@ class Rv32ecTarget(Target):
                            "stack_min": low.stack},
             "est_flash": plan.flash, "est_instructions": int(round(plan.instr)),
         }
+        info["ram_steps"] = self._ram_steps(graph, low, plan)
         (outdir / "firmware.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         self._emitted = (graph, options, plan.flash)
         self._stack = low.stack
         return {"files": sorted(list(files) + list(RUNTIME_FILES) + ["firmware.json", "samples.c", "samples.h"]),
                 "layers": layer_info,
+                "ram_steps": info["ram_steps"], "memory_plan": {k: v for k, v in graph.meta.get("memory_plan", {}).items()
+                                                                if k not in ("offsets", "steps")},
                 "ram_layout": info["ram_layout"], "est_flash": plan.flash, "est_instructions": info["est_instructions"],
                 "macs": info["macs"]}
+
+    @staticmethod
+    def _ram_steps(graph, low, plan):
+        """RAM at each step of the memory plan: live activations (tiles included), the scratch of the
+        step's kernels (accumulators, tables, convolution buffers) and the stack reserve."""
+        scratch = {la.node.name: o.acc + o.tab + o.io for la, o in zip(plan.layers, plan.choice)}
+        stages = {f"patches {st.nodes[0].name}..{st.nodes[-1].name}": st for st in low.stages.values()}
+        rows = []
+        for st in graph.meta.get("memory_plan", {}).get("steps", []):
+            names = [n.name for n in stages[st["step"]].nodes] if st["step"] in stages else [st["step"]]
+            k = max([scratch.get(n, 0) for n in names] + [0])
+            rows.append({"step": st["step"], "activations": st["live_bytes"], "kernel_scratch": k,
+                         "stack_reserve": low.stack, "total": st["live_bytes"] + k + low.stack})
+        return rows
+
 
     def _sample_set(self, graph):
         """(quantised inputs, source text) of the board firmware: --samples, else fixed random inputs."""
@@ -932,6 +965,19 @@ class Rv32ecTarget(Target):
         for la in e.get("layers", []):
             lines.append(f"  {la['name']}: {la['detail']} (~{la['est_instructions']} instructions for "
                          f"{la['macs']} MACs)")
+        steps = e.get("ram_steps", [])
+        if steps:
+            lines.append("  RAM per step (activations + kernel scratch + stack reserve): " + ", ".join(
+                f"{r['step']} {r['activations']}+{r['kernel_scratch']}+{r['stack_reserve']}={r['total']}"
+                for r in steps))
+        mp = e.get("memory_plan", {})
+        if mp.get("patches"):
+            p = mp["patches"][0]
+            lines.append(f"  patch-based execution of {p['nodes'][0]}..{p['nodes'][-1]}: {p['grid'][0]}x{p['grid'][1]} "
+                         f"tiles of {p['tile'][0]}x{p['tile'][1]} (plain plan {mp['tried'][0]['arena_bytes']} B of "
+                         f"activations; this plan {mp['activation_bytes']} B, proven bound {mp['lower_bound_bytes']} B, "
+                         f"arena with the kernel block {mp['arena_bytes']} B; "
+                         f"{mp['extra_macs']} MACs recomputed)")
         if b:
             lines.append(f"rv32ec: flash {b['flash_used']} of {b['flash_bytes']} B (code {b['code']} B, constants "
                          f"{b['rodata']} B); RAM {b['ram_static']} of {b['ram_bytes']} B static + {b['stack']} B left "

@@ -16,7 +16,7 @@ the generic `table` op (see `lbc.ir.ops.pointwise`): a target that emits `table`
 
 from lbc.ir.ops.base import OPS, OpDef, macs, op  # noqa: F401  (the registry and its machinery)
 from lbc.ir.ops import linear, pool, elementwise, layout, output  # noqa: F401,E402  (register the op families)
-from lbc.ir.ops import slicing, reduce, resize, qdq, matmul, deconv  # noqa: F401,E402
+from lbc.ir.ops import slicing, reduce, resize, qdq, matmul  # noqa: F401,E402
 from lbc.ir.ops import pointwise, logic, normalization, spiking  # noqa: F401,E402
 from lbc.ir.ops import transformer  # noqa: F401,E402
 

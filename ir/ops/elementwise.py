@@ -98,7 +98,12 @@ class LeakyRelu:
 @op("clip", (1, 1), {"min": float("-inf"), "max": float("inf"), "lo": -128, "hi": 127}, int_attrs=("lo", "hi"),
     doc="clamp(x, min, max)")
 class Clip:
-    infer = staticmethod(same_infer)
+    @staticmethod
+    def infer(node, shapes, graph):
+        lo, hi = node.attr("min"), node.attr("max")
+        if np.isnan(lo) or np.isnan(hi):
+            raise ValueError(f"clip {node.name}: bounds [{lo}, {hi}] must be numbers")
+        return [tuple(shapes[0])]
 
     @staticmethod
     def float_fn(node, a):
@@ -112,7 +117,16 @@ class Clip:
 @op("batchnorm", (5, 5), {"epsilon": 1e-5}, weights=(1, 2, 3, 4),
     doc="(x - mean) / sqrt(var + eps) * scale + bias over axis 1; folded away before quantisation")
 class BatchNorm:
-    infer = staticmethod(same_infer)
+    @staticmethod
+    def infer(node, shapes, graph):
+        c = shapes[0][1] if len(shapes[0]) > 1 else None
+        if any(tuple(s) != (c,) for s in shapes[1:]):
+            raise ValueError(f"batchnorm {node.name}: scale, bias, mean and variance must have one value per "
+                             f"channel ({c}), got shapes {[tuple(s) for s in shapes[1:]]}")
+        var = graph.consts.get(node.inputs[4]) if graph is not None else None
+        if var is not None and not np.all(var.astype(np.float64) + node.attr("epsilon") > 0):
+            raise ValueError(f"batchnorm {node.name}: variance + epsilon must be positive")
+        return [tuple(shapes[0])]
 
     @staticmethod
     def float_fn(node, a):
@@ -120,3 +134,13 @@ class BatchNorm:
         shape = (1, -1) + (1,) * (x.ndim - 2)
         y = (x - mu.reshape(shape)) / np.sqrt(var.reshape(shape) + node.attr("epsilon")) * s.reshape(shape)
         return [as_f32(y + b.reshape(shape))]
+
+
+@op("div", (2, 2), doc="a / b (broadcast) of two computed tensors; float only (a constant divisor becomes a mul)")
+class Div:
+    infer = staticmethod(broadcast_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return [as_f32(a[0].astype(np.float64) / a[1])]

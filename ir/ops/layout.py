@@ -79,15 +79,21 @@ class Concat:
         if ax == 0:
             raise ValueError(f"concat {node.name}: cannot concatenate along the batch axis")
         base = list(shapes[0])
+        base[0] = max(s[0] for s in shapes)  # a constant part has a batch axis of 1, repeated per sample
         base[ax] = sum(s[ax] for s in shapes)
         return [tuple(base)]
 
     @staticmethod
+    def _batched(parts):
+        n = max(x.shape[0] for x in parts)
+        return [np.broadcast_to(x, (n,) + x.shape[1:]) if x.shape[0] == 1 else x for x in parts]
+
+    @staticmethod
     def float_fn(node, a):
-        return [np.concatenate(a, axis=node.attr("axis")).astype(np.float32)]
+        return [np.concatenate(Concat._batched(a), axis=node.attr("axis")).astype(np.float32)]
 
     @staticmethod
     def int_fn(node, a):
         shifts = node.attr("shifts") or (0,) * len(a)
         parts = [np.clip(rounding_shift(x, s), -128, 127) for x, s in zip(a, shifts)]
-        return [np.concatenate(parts, axis=node.attr("axis")).astype(np.int8)]
+        return [np.concatenate(Concat._batched(parts), axis=node.attr("axis")).astype(np.int8)]

@@ -12,6 +12,8 @@ class Dense:
     @staticmethod
     def infer(node, shapes, graph):
         x, w = shapes[0], shapes[1]
+        if len(w) != 2:
+            raise ValueError(f"dense {node.name}: weight must be 2-d [out, in], got shape {tuple(w)}")
         if x[-1] != w[1]:
             raise ValueError(f"dense {node.name}: input has {x[-1]} features, weight expects {w[1]}")
         if len(shapes) > 2 and tuple(shapes[2]) != (w[0],):

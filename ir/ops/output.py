@@ -15,6 +15,17 @@ class Softmax:
         return [as_f32(e / e.sum(axis=node.attr("axis"), keepdims=True))]
 
 
+@op("log_softmax", (1, 1), {"axis": -1}, doc="log(softmax(x)) = x - max - log(sum(exp(x - max))); float only")
+class LogSoftmax:
+    infer = staticmethod(same_infer)
+
+    @staticmethod
+    def float_fn(node, a):
+        x = a[0].astype(np.float64)
+        z = x - x.max(axis=node.attr("axis"), keepdims=True)
+        return [as_f32(z - np.log(np.exp(z).sum(axis=node.attr("axis"), keepdims=True)))]
+
+
 @op("argmax", (1, 1), {"axis": -1, "keepdims": 0}, doc="index of the first maximum, as i32")
 class ArgMax:
     @staticmethod

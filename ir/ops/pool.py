@@ -43,6 +43,12 @@ def _crop(node, y, shape):
     return y[:, :, :_out_len(node, shape[2], 0), :_out_len(node, shape[3], 1)]
 
 
+def crop_windows(node, x, pad_value):
+    """[N, C, OH, OW, kh, kw] windows of x as this pooling node sees them (ceil_mode included)."""
+    win = windows(x, node.attr("kernel"), node.attr("strides"), _pads(node, x.shape), (1, 1), pad_value)
+    return _crop(node, win, x.shape)
+
+
 @op("maxpool", (1, 1), POOL, doc="max over windows; padding never wins")
 class MaxPool:
     infer = staticmethod(_pool_infer)

@@ -18,7 +18,8 @@ def test_node_conformance():
     expected = node_cases.read_expected()
     changed = [f"{name}: expected {expected.get(name, '(new case)')}, got {outcome} {detail}".rstrip()
                for name, (outcome, detail) in results.items() if expected.get(name) != outcome]
-    changed += [f"{name}: expected {expected[name]}, case no longer generated" for name in expected if name not in results]
+    changed += [f"{name}: expected {expected[name]}, case no longer generated"
+                for name in expected if name not in results]
     assert not changed, (f"{len(changed)} case(s) changed outcome (if intended, run "
                          f"`.venv/bin/python tests/conformance/refresh.py` and commit expected.txt):\n"
                          + "\n".join(changed[:50]))

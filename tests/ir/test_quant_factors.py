@@ -18,9 +18,9 @@ def test_factor_at_the_cap_is_exact_and_one_past_is_refused():
     assert choose_multiplier(255.49, 128) == (255, 0)
     with pytest.raises(QuantError, match="cannot be represented exactly"):
         choose_multiplier(255.5, 128)
-    # the accumulator bound caps m too: limit = (2**31 - 1) // bound // 2
-    bound = (2**31 - 1) // 2 // 10
-    assert (2**31 - 1) // bound // 2 == 10
+    # the accumulator bound caps m too: bound * m < 2**31 exactly (ir.quant.requant_fits)
+    bound = (2**31 - 1) // 10
+    assert bound * 10 < 2**31 <= bound * 11
     assert choose_multiplier(10.0, bound) == (10, 0)
     with pytest.raises(QuantError):
         choose_multiplier(11.0, bound)

@@ -41,10 +41,29 @@ def test_pad_transpose_concat_tables_mul(tmp_path, q):
     x = rng(12).standard_normal((150, 2, 6, 7)).astype(np.float32)
     c = compile_model(model, tmp_path / "out", "rv32ec", q, x[:64])
     ops = {n.op for n in c.graph.nodes}
-    assert {"pad", "transpose", "concat", "table", "mul", "add"} <= ops  # table: sigmoid's and tanh's integer form
-    assert {n.attrs["fn"] for n in c.graph.nodes if n.op == "table"} == {"sigmoid", "tanh"}
+    assert {"pad", "transpose", "concat", "table", "mul", "add"} <= ops
+    assert sorted(n.attr("fn") for n in c.graph.nodes if n.op == "table") == ["sigmoid", "tanh"]
     cat = next(n for n in c.graph.nodes if n.op == "concat")
     assert any(cat.attr("shifts")), "the test should exercise concat's rescaling"
+    xq = quantize_input(x, c.graph.types[c.graph.inputs[0]].exp)
+    y, _ = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
+    np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])
+
+
+def test_generic_table_ops(tmp_path):
+    """HardSwish, HardSigmoid and Elu after a conv: every pointwise op reaches the one table kernel."""
+    need_toolchain()
+    r, f, n = rng(13), np.float32, helper.make_node
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             n("HardSwish", ["c"], ["h"], name="hswish"),
+             n("HardSigmoid", ["h"], ["s"], name="hsig"),
+             n("Elu", ["s"], ["y"], name="elu")]
+    model = save(make_model(nodes, [("x", ["N", 1, 5, 5])], [("y", ["N", 3, 5, 5])],
+                            [("w", (r.standard_normal((3, 1, 3, 3)) * .8).astype(f))], opset=14, name="tables"),
+                 tmp_path / "t.onnx")
+    x = rng(14).standard_normal((100, 1, 5, 5)).astype(np.float32)
+    c = compile_model(model, tmp_path / "out", "rv32ec", "int8", x[:48])
+    assert [n.attr("fn") for n in c.graph.nodes if n.op == "table"] == ["hard_swish", "hard_sigmoid", "elu"]
     xq = quantize_input(x, c.graph.types[c.graph.inputs[0]].exp)
     y, _ = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
     np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])

@@ -46,3 +46,21 @@ def test_patched_cnn_bit_exact_within_ram(tmp_path, q, ram):
     np.testing.assert_array_equal(y, ref)
     b = c.report["build"]
     assert b["ram_static"] + stats["stack_peak_bytes"] <= ram
+
+
+def test_patched_strided_dilated_depthwise_chain(tmp_path):
+    """The interpreter test's chain (padded max pool, strided dilated conv, depthwise conv, padded
+    average pool) patched on a small RAM budget: firmware == interpreter."""
+    import importlib.util
+    from pathlib import Path
+    need_toolchain()
+    spec = importlib.util.spec_from_file_location("patch_chain", Path(__file__).parent.parent / "ir" / "test_patch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.chain_model(tmp_path / "chain.onnx")
+    x = rng(33).standard_normal((60, 1, 13, 11)).astype(np.float32)
+    c = compile_model(model, tmp_path / "out", "rv32ec", "int8", x[:32], target_options={"ram_bytes": 760})
+    assert c.graph.meta["memory_plan"]["patches"]
+    xq = quantize_input(x, c.graph.types[c.graph.inputs[0]].exp)
+    y, _ = c.target.run(c.outdir, read_manifest(c.outdir), xq, count=1)
+    np.testing.assert_array_equal(y, interpret(c.graph, xq)[0])
