@@ -96,7 +96,7 @@ ONNX_OPS = {
     "Constant": (), "Conv": ("conv2d", "reshape"), "ConvTranspose": ("dilate", "pad", "conv2d", "reshape"),
     "DequantizeLinear": ("dequantize_linear", "fake_quant"), "Div": ("mul", "div"), "Expand": ("expand",),
     "Dropout": (),
-    "Flatten": ("reshape",), "Gather": ("gather",), "Gemm": ("dense",),
+    "Flatten": ("reshape",), "Gather": ("gather", "embedding"), "Gemm": ("dense",),
     "GlobalAveragePool": ("global_avgpool", "reshape"), "GlobalMaxPool": ("global_maxpool", "reshape"),
     "Identity": (), "LeakyRelu": ("leaky_relu",), "MatMul": ("dense", "matmul"), "MaxPool": ("maxpool", "reshape"),
     "Mul": ("mul",), "Pad": ("pad",), "QuantizeLinear": ("quantize_linear",), "ReduceMax": ("reduce_max",),
@@ -115,6 +115,8 @@ ONNX_OPS = {
     "Acosh": ("acosh",), "Atanh": ("atanh",), "Log": ("log",), "Sign": ("sign",), "Floor": ("floor",),
     "Ceil": ("ceil",), "Round": ("round",), "Softsign": ("softsign",), "Mish": ("mish",), "Celu": ("celu",),
     "ThresholdedRelu": ("thresholded_relu",), "Shrink": ("shrink",),
+    # transformers (lbc.ir.ops.transformer); Expand and GatherElements only on constants or attention masks
+    "LayerNormalization": ("layer_norm",), "GatherElements": (), "GatherND": (),
 }
 
 # ONNX element types of graph inputs: float32 stays float (and is quantised); integer types (token
@@ -124,6 +126,32 @@ _INT_INPUT = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "U
 
 
 FLOAT = 1  # onnx.TensorProto.FLOAT: the only element type of a computed tensor in a float lbc graph
+BOOL_TYPE = 9  # onnx.TensorProto.BOOL
+# Ops an attention-mask chain may pass through: data movement, evaluated on the mask's element indices
+_MASK_LAYOUT = {"Flatten", "Reshape", "Gather", "GatherND", "GatherElements", "Expand", "Unsqueeze", "Squeeze",
+                "Transpose", "Slice", "Identity"}
+
+
+def _gather_elements(data, indices, axis):
+    """ONNX GatherElements (negative indices count from the end)."""
+    axis = int(axis) % data.ndim
+    idx = np.where(indices < 0, indices + data.shape[axis], indices)
+    if np.any(idx < 0) or np.any(idx >= data.shape[axis]):
+        raise ValueError("index out of range")
+    return np.take_along_axis(np.asarray(data), idx.astype(np.int64), axis=axis)
+
+
+class _Mask:
+    """A bool tensor computed from one integer input `src` ([1, S]) by casts, data movement and And
+    with constants: value = const & (src.flat[index] != 0) elementwise (index < 0 never occurs: a
+    position not taken from `src` has its index still pointing at some element and const False)."""
+
+    def __init__(self, src, const, index):
+        self.src, self.const, self.index = src, const, index
+
+    @classmethod
+    def root(cls, src, shape):
+        return cls(src, np.ones(shape, np.bool_), np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape))
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                     "Bernoulli", "Dropout"}  # Dropout: converted (inference mode is the identity)
 STATIC_SHAPE = {"Shape", "Size"}  # their value is the (static) shape of their input
@@ -155,6 +183,8 @@ ATTRS = {
     "HardSigmoid": {"alpha", "beta"}, "Elu": {"alpha"}, "Celu": {"alpha"}, "ThresholdedRelu": {"alpha"},
     "Selu": {"alpha", "gamma"}, "Gelu": {"approximate"}, "Shrink": {"bias", "lambd"},
     "LRN": {"alpha", "beta", "bias", "size"}, "InstanceNormalization": {"epsilon"},
+    "LayerNormalization": {"axis", "epsilon", "stash_type"}, "GatherElements": {"axis"},
+    "GatherND": {"batch_dims"},
 }
 
 
@@ -174,6 +204,8 @@ class _Importer:
         self.exp_hints = {}
         self.qtypes = {}  # output of a QuantizeLinear -> (its parameters, its numpy dtype)
         self.problems = Problems()
+        self.masks = {}  # attention-mask chains being traced: onnx tensor -> _Mask (see mask_node)
+        self.mask_roots = {}  # integer input -> its IR ne_zero mask
         self.unknown = set()  # tensors produced by nodes that could not be imported
         self.stubs = set()  # tolerant mode: stand-ins (ONNX-inferred shapes) for tensors of such nodes
         self.inferred = self._inferred_shapes() if tolerant else {}
@@ -359,7 +391,9 @@ class _Importer:
                 continue
             why, own = None, True
             try:
-                if not self.try_fold(node):
+                if any(t in self.masks for t in node.input if t):
+                    self.mask_node(node, nname)
+                elif not self.try_fold(node):
                     why = self.unsupported_reason(node)
                     if why:
                         why = f"unsupported op {why}"
@@ -389,6 +423,10 @@ class _Importer:
                 continue
             if t in self.consts:
                 self.problems.add(f"output {safe_name(o.name)!r} is a constant; nothing to compile")
+                continue
+            if t in self.masks:
+                self.problems.add(f"output {safe_name(o.name)!r} is a bool cast of an integer tensor (lbc imports "
+                                  f"those only as attention masks feeding a Where)")
                 continue
             self.g.outputs.append(t)
         if self.problems and not self.tolerant:
@@ -444,7 +482,10 @@ class _Importer:
         else:
             return False
         try:
-            outs = ReferenceEvaluator(self._one_node_model(node, feeds)).run(None, feeds)
+            if op == "GatherElements":  # onnx's reference fails on some valid inputs; exact in numpy
+                outs = [_gather_elements(feeds[node.input[0]], feeds[node.input[1]], _attrs(node).get("axis", 0))]
+            else:
+                outs = ReferenceEvaluator(self._one_node_model(node, feeds)).run(None, feeds)
         except Exception as e:  # noqa: BLE001 - the reference raises anything on models it rejects
             raise _Refused(f"cannot evaluate this constant {op} node ({type(e).__name__}: {e})"[:300]) from None
         if not all(isinstance(v, np.ndarray) for v in outs):
@@ -480,10 +521,89 @@ class _Importer:
             raise _Refused(f"its {what} output")
 
     # -- op converters ---------------------------------------------------------------------------
+    def mask_node(self, node, nname):
+        """One node of an attention-mask chain (Hugging Face: Cast(attention_mask, bool), Flatten, Gather,
+        Reshape, And, Expand, ..., Where(mask, 0, finfo.min)). The chain is traced on the mask's element
+        indices, so the result is exact whatever the exporter's plumbing: the final Where becomes
+        ne_zero(src) -> gather with constant indices -> where with constant branches."""
+        from onnx.reference import ReferenceEvaluator
+        op = node.op_type
+        m = [self.masks.get(t) for t in node.input]
+        if op in STATIC_SHAPE:
+            self.fold(node.output[0], np.array(m[0].const.shape if op == "Shape" else m[0].const.size, np.int64))
+            return
+        if op == "Cast" and _attrs(node)["to"] == BOOL_TYPE:
+            self.masks[node.output[0]] = m[0]
+            return
+        if op in _MASK_LAYOUT and m[0] is not None and all(x is None for x in m[1:]):
+            rest = {t: self.need_const(node, t, "shape or index operand") for t in node.input[1:] if t}
+            outs = []
+            for v in (m[0].const, m[0].index):
+                feeds = {node.input[0]: v, **rest}
+                outs.append(ReferenceEvaluator(self._one_node_model(node, feeds)).run(None, feeds)[0])
+            self.masks[node.output[0]] = _Mask(m[0].src, *outs)
+            return
+        if op == "And" and sum(x is not None for x in m) == 1:
+            mk = m[0] or m[1]
+            c = self.need_const(node, node.input[1] if m[0] else node.input[0], "operand")
+            shape = np.broadcast_shapes(mk.const.shape, c.shape)
+            self.masks[node.output[0]] = _Mask(mk.src, np.broadcast_to(mk.const & c.astype(np.bool_), shape).copy(),
+                                               np.broadcast_to(mk.index, shape).copy())
+            return
+        if op == "Where" and m[0] is not None and m[1] is None and m[2] is None:
+            x = self.need_const(node, node.input[1], "true branch")
+            y = self.need_const(node, node.input[2], "false branch")
+            if x.dtype != np.float32 or y.dtype != np.float32:
+                raise _Refused("a mask selecting between non-float32 values")
+            mk = m[0]
+            if mk.index.ndim < 2 or mk.index.shape[0] != 1 or len(self.shape(mk.src)) != 2 or self.shape(mk.src)[0] != 1:
+                raise _Refused("an attention mask not made from an integer [1, S] input")
+            if mk.src not in self.mask_roots:
+                root = self.tmp(f"{nname}.nonzero")
+                self.emit("ne_zero", f"{nname}.nonzero", [mk.src], root, dtype=BOOL, int_ok=True)
+                self.mask_roots[mk.src] = root
+            picked = self.tmp(f"{nname}.mask")
+            self.emit("gather", f"{nname}.mask", [self.mask_roots[mk.src]], picked,
+                      {"axis": 1, "indices": tuple(int(v) for v in mk.index[0].reshape(-1)),
+                       "indices_shape": tuple(int(d) for d in mk.index.shape[1:])}, dtype=BOOL, int_ok=True)
+            shape = np.broadcast_shapes(mk.const.shape, x.shape, y.shape)
+            x_eff = np.broadcast_to(np.where(mk.const, x, y), shape)  # const False: always the false branch
+            self.emit("where", nname, [picked, self.add_const(f"{nname}.on", x_eff),
+                                       self.add_const(f"{nname}.off", np.broadcast_to(y, shape))], node.output[0],
+                      dtype=F32, int_ok=True)
+            return
+        raise _Refused("an attention-mask tensor used in a way lbc does not import (only Cast, data movement, "
+                       "And with a constant and Where between constants)")
+
+    def op_LayerNormalization(self, node, nname, ins, out, a):
+        self.no_extra_outputs(node, "mean / inverse standard deviation")
+        s = self.shape(ins[0])
+        if int(a.get("axis", -1)) % len(s) != len(s) - 1:
+            raise _Refused("a normalisation over more than the last axis")
+        if int(a.get("stash_type", 1)) != 1:
+            raise _Refused(f"stash_type {int(a['stash_type'])}")
+        scale = self.need_const(node, ins[1], "scale")
+        bias = self.const(ins[2]) if len(ins) > 2 and ins[2] else np.zeros(s[-1], np.float32)
+        if bias is None:
+            raise _Refused("a non-constant bias")
+        shape = (s[-1],)
+        self.emit("layer_norm", nname, [ins[0], self.add_const(f"{nname}.scale", np.broadcast_to(scale, shape)),
+                                        self.add_const(f"{nname}.bias", np.broadcast_to(bias, shape))], out,
+                  {"epsilon": float(a.get("epsilon", 1e-5))})
+
+    def op_GatherElements(self, node, nname, ins, out, a):
+        raise _Refused("a computed input (only constants are gathered element-wise)")
+
+    def op_GatherND(self, node, nname, ins, out, a):
+        raise _Refused("a computed input (only constants and attention masks are gathered this way)")
+
     def op_Cast(self, node, nname, ins, out, a):
         if a["to"] == FLOAT and not self.is_const(ins[0]) and self._is_mask(ins[0]):  # mask -> 0.0 / 1.0
             one, zero = self.add_const(f"{nname}.one", 1.0), self.add_const(f"{nname}.zero", 0.0)
             self.emit("where", nname, [ins[0], one, zero], out, dtype=F32)
+            return
+        if a["to"] == BOOL_TYPE and not self.g.types[self.name(ins[0])].dtype.is_float:
+            self.masks[out] = _Mask.root(self.name(ins[0]), self.shape(ins[0]))  # integer -> bool: a mask
             return
         if a["to"] != FLOAT:
             raise _Refused(f"to {_dtype_name(a['to'])} on a computed tensor")
@@ -1056,6 +1176,14 @@ class _Importer:
 
     def op_Gather(self, node, nname, ins, out, a):
         s = self.shape(ins[0])
+        if not self.is_const(ins[1]) and self.is_const(ins[0]) and int(a.get("axis", 0)) == 0:
+            table = self.const(ins[0])
+            if table.dtype != np.float32 or table.ndim != 2:
+                raise _Refused("an embedding table that is not a 2-d float32 constant")
+            if self.g.types[self.name(ins[1])].dtype.is_float:
+                raise _Refused("float indices")
+            self.emit("embedding", nname, [ins[1], ins[0]], out, int_ok=True)
+            return
         idx = self.need_const(node, ins[1], "indices (token-id embedding lookups are not implemented)")
         ax = int(a.get("axis", 0)) % len(s)
         if ax == 0:

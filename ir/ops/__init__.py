@@ -18,6 +18,7 @@ from lbc.ir.ops.base import OPS, OpDef, macs, op  # noqa: F401  (the registry an
 from lbc.ir.ops import linear, pool, elementwise, layout, output  # noqa: F401,E402  (register the op families)
 from lbc.ir.ops import slicing, reduce, resize, qdq, matmul  # noqa: F401,E402
 from lbc.ir.ops import pointwise, logic, normalization, spiking  # noqa: F401,E402
+from lbc.ir.ops import transformer  # noqa: F401,E402
 
 TABLE_OPS = frozenset(name for name, d in OPS.items() if d.real is not None)
 
