@@ -20,6 +20,7 @@ The spikes of a hidden layer go to a byte buffer the next layer scans; the last 
 import numpy as np
 
 from lbc.backends.base import comment_safe
+from lbc.backends.stream_graph import spiking_layers
 from lbc.ir.ops.spiking import state_bound
 
 I16 = 32767
@@ -46,28 +47,9 @@ class NesStream:
         self._analyse()
 
     def _analyse(self):
-        g = self.g
-        cons, prod = g.consumers(), g.producers()
-        for n in g.nodes:
-            if n.op == "reshape":
-                continue
-            if n.op == "dense":
-                users = cons.get(n.outputs[0], [])
-                if g.types[n.inputs[0]].dtype.name != "b1" or len(users) != 1 or users[0].op != "lif":
-                    self.problems.append(f"dense {n.name}: in a model with state, the NES target compiles dense "
-                                         f"layers that read spikes and feed one LIF neuron layer")
-                continue
-            if n.op == "lif":
-                p = prod.get(n.inputs[0])
-                if p is None or p.op != "dense":
-                    self.problems.append(f"lif {n.name}: its current must come from a dense layer on the NES")
-                    continue
-                self._layer(p, n)
-                continue
-            self.problems.append(f"op {n.op} ({n.name}) is not supported in a model with state by target nes "
-                                 f"(supported: dense on spikes -> lif, reshape)")
-        if len(g.outputs) != 1 or prod.get(g.outputs[0]) is None or prod[g.outputs[0]].op != "lif":
-            self.problems.append("the NES target compiles streaming models whose output is the spikes of a LIF layer")
+        pairs, self.problems = spiking_layers(self.g, "nes", "the NES")
+        for dense, lif in pairs:
+            self._layer(dense, lif)
 
     def _layer(self, dense, lif):
         g = self.g

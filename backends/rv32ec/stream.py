@@ -27,6 +27,7 @@ steps; `lbc_reset()` gives them their initial values.
 import numpy as np
 
 from lbc.backends.base import Namer, c_array, comment_safe
+from lbc.backends.stream_graph import spiking_layers
 from lbc.ir.ops.spiking import U_LIMIT, state_bound
 
 CHUNK = 8  # packed words one assembly pass keeps in registers (a3, t0-t2, s0, s1, ra, tp)
@@ -47,29 +48,9 @@ class StreamLowering:
         self._analyse()
 
     def _analyse(self):
-        g = self.g
-        cons = g.consumers()
-        prod = g.producers()
-        for n in g.nodes:
-            if n.op == "reshape":
-                continue
-            if n.op == "dense":
-                users = cons.get(n.outputs[0], [])
-                if g.types[n.inputs[0]].dtype.name != "b1" or len(users) != 1 or users[0].op != "lif":
-                    self.problems.append(f"dense {n.name}: in a model with state, rv32ec compiles dense layers that "
-                                         f"read spikes and feed one LIF neuron layer")
-                continue
-            if n.op == "lif":
-                p = prod.get(n.inputs[0])
-                if p is None or p.op != "dense":
-                    self.problems.append(f"lif {n.name}: its current must come from a dense layer on rv32ec")
-                    continue
-                self._layer(p, n)
-                continue
-            self.problems.append(f"op {n.op} ({n.name}) is not supported in a model with state by target rv32ec "
-                                 f"(supported: dense on spikes -> lif, reshape)")
-        if len(g.outputs) != 1 or prod.get(g.outputs[0]) is None or prod[g.outputs[0]].op != "lif":
-            self.problems.append("rv32ec compiles streaming models whose output is the spikes of a LIF layer")
+        pairs, self.problems = spiking_layers(self.g, "rv32ec", "rv32ec")
+        for dense, lif in pairs:
+            self._layer(dense, lif)
 
     def _layer(self, dense, lif):
         g = self.g
