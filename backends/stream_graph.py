@@ -2,6 +2,17 @@
 for all of them: chains of a dense layer whose input is spikes (b1) and whose accumulator feeds one
 `lif` node, with reshapes between them, ending in the spikes of a LIF layer."""
 
+import numpy as np
+
+
+def layer_weights(g, dense):
+    """A spiking dense layer's integer weights [M, K], bias [M] (zeros when it has none) and each
+    neuron's sums of positive and of negative weights (the most one step's spikes can add)."""
+    w = np.asarray(g.consts[dense.inputs[1]], dtype=np.int64)
+    b = (np.asarray(g.consts[dense.inputs[2]], dtype=np.int64) if len(dense.inputs) > 2
+         else np.zeros(w.shape[0], np.int64))
+    return w, b, np.clip(w, 0, None).sum(axis=1), np.clip(w, None, 0).sum(axis=1)
+
 
 def spiking_layers(g, name, where):
     """(the (dense, lif) pairs in graph order, every reason `g` is not such a chain). `name` is the

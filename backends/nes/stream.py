@@ -20,7 +20,7 @@ The spikes of a hidden layer go to a byte buffer the next layer scans; the last 
 import numpy as np
 
 from lbc.backends.base import comment_safe
-from lbc.backends.stream_graph import spiking_layers
+from lbc.backends.stream_graph import layer_weights, spiking_layers
 from lbc.ir.ops.spiking import state_bound
 
 I16 = 32767
@@ -43,7 +43,6 @@ class NesStream:
     def __init__(self, graph):
         self.g = graph
         self.layers = []
-        self.problems = []
         self._analyse()
 
     def _analyse(self):
@@ -53,12 +52,10 @@ class NesStream:
 
     def _layer(self, dense, lif):
         g = self.g
-        w = np.asarray(g.consts[dense.inputs[1]], dtype=np.int64)
+        w, b, pos, neg = layer_weights(g, dense)
         M, K = w.shape
-        b = np.asarray(g.consts[dense.inputs[2]], dtype=np.int64) if len(dense.inputs) > 2 else np.zeros(M, np.int64)
         vec = lambda k: np.broadcast_to(np.asarray(lif.attr(k), dtype=np.int64), (M,))
         cb = vec("c") + b
-        pos, neg = np.clip(w, 0, None).sum(axis=1), np.clip(w, None, 0).sum(axis=1)
         d, s = vec("d"), int(lif.attr("s"))
         name = lif.name
         if not np.all(d == 1) or s < 1 or s > 8:

@@ -27,7 +27,7 @@ steps; `lbc_reset()` gives them their initial values.
 import numpy as np
 
 from lbc.backends.base import Namer, c_array, comment_safe
-from lbc.backends.stream_graph import spiking_layers
+from lbc.backends.stream_graph import layer_weights, spiking_layers
 from lbc.ir.ops.spiking import U_LIMIT, state_bound
 
 CHUNK = 8  # packed words one assembly pass keeps in registers (a3, t0-t2, s0, s1, ra, tp)
@@ -43,7 +43,6 @@ class StreamLowering:
     def __init__(self, graph):
         self.g = graph
         self.layers = []
-        self.problems = []
         self.names = Namer("lbc_")
         self._analyse()
 
@@ -54,10 +53,8 @@ class StreamLowering:
 
     def _layer(self, dense, lif):
         g = self.g
-        w = np.asarray(g.consts[dense.inputs[1]], dtype=np.int64)
+        w, b, pos, neg = layer_weights(g, dense)
         M, K = w.shape
-        b = np.asarray(g.consts[dense.inputs[2]], dtype=np.int64) if len(dense.inputs) > 2 else np.zeros(M, np.int64)
-        pos, neg = np.clip(w, 0, None).sum(axis=1), np.clip(w, None, 0).sum(axis=1)
         name = lif.name
         if pos.max(initial=0) > 32767 or neg.min(initial=0) < -32768:
             self.problems.append(f"lif {name}: the weight sums of a neuron exceed int16 ({int(pos.max())}, "
